@@ -1,0 +1,102 @@
+"""Configuration: environment variables first, then an optional TOML file, then defaults.
+
+``SIMTUI_CONFIG`` names the TOML file (default ``$XDG_CONFIG_HOME/simtui/config.toml``); its
+keys are the field names below (``database_url = "..."``). ``MAX_RUN_TIME_MS`` keeps the
+runbook's name, without the ``SIMTUI_`` prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from simcore.errors import ConfigError
+
+APP_NAME = "simtui"
+
+_ENV_NAMES = {
+    "max_run_time_ms": "MAX_RUN_TIME_MS",
+}
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIMTUI_", extra="forbid", frozen=True)
+
+    database_url: str | None = None
+    """PostgreSQL URL; unset means the embedded server under ``data_dir``."""
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Embedded database, local artifacts and other state."""
+    sandbox: Literal["auto", "docker", "process"] = "auto"
+    artifacts: str | None = None
+    """A folder or ``s3://bucket/prefix``; unset means ``<data_dir>/artifacts``."""
+    max_run_time_ms: int = Field(
+        default=180_000,
+        ge=1_000,
+        le=3_600_000,
+        validation_alias=AliasChoices("MAX_RUN_TIME_MS", "max_run_time_ms"),
+    )
+    api_url: str | None = None
+    token: str | None = None
+    db_pool_max: int = Field(default=8, ge=1, le=200)
+    db_connect_timeout_s: int = Field(default=5, ge=1, le=120)
+
+    @field_validator("database_url", "artifacts", "api_url", "token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @property
+    def artifacts_location(self) -> str:
+        return self.artifacts or str(self.data_dir / "artifacts")
+
+
+def _env_name(field: str) -> str:
+    return _ENV_NAMES.get(field, f"SIMTUI_{field.upper()}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; a bad value raises ConfigError naming the variable and the reason."""
+    explicit = os.environ.get("SIMTUI_CONFIG")
+    path = Path(explicit) if explicit else default_config_file()
+    file_values: dict[str, Any] = {}
+    if explicit or path.exists():
+        file_values = _read_toml(path)
+        unknown = sorted(set(file_values) - set(Settings.model_fields))
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting {unknown[0]!r}")
+    # Environment wins over the file: only pass file values the environment does not set.
+    init = {k: v for k, v in file_values.items() if _env_name(k) not in os.environ}
+    init.update(overrides)
+    try:
+        return Settings(**init)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        source = _env_name(field) if _env_name(field) in os.environ else field
+        raise ConfigError(f"{source}: {err['msg']}") from None

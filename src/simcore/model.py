@@ -1,0 +1,210 @@
+"""Pydantic models and enums shared by the engine, the API, the CLI and the dashboard.
+
+The names follow the runbook (``sdk_simulations``, ``sdk_simulation_runs``...) so that a row
+read with psql and an object printed by the CLI speak the same language.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from simcore.errors import InvalidInput
+
+
+class SdkLanguage(StrEnum):
+    NODE = "node"
+    PHP = "php"
+    PYTHON = "python"
+    RUBY = "ruby"
+    WOOCOMMERCE = "woocommerce"
+    SHOPIFY = "shopify"
+
+
+class TenantType(StrEnum):
+    MERCHANT = "merchant"
+    AGENT = "agent"
+    INTERNAL = "internal"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCESS = "success"
+    PARTIAL_SUCCESS = "partial_success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    STAGED = "staged"
+    DEPLOYED = "deployed"
+    ROLLED_BACK = "rolled_back"
+
+
+class Role(StrEnum):
+    OPS = "ops"
+    DEV = "dev"
+    AUDITOR = "auditor"
+    SIRA = "sira"
+
+
+class PatchSeverity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class PatchSource(StrEnum):
+    BUILTIN = "builtin"
+    OPS = "ops"
+    SIRA = "sira"
+    CROWD = "crowd"
+
+
+class ErrorKind(StrEnum):
+    """Faults the gateway knows how to inject (DESIGN.md, Scenario)."""
+
+    SIGNATURE_MISMATCH = "signature_mismatch"
+    TIMEOUT = "timeout"
+    INVALID_CURRENCY = "invalid_currency"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+
+
+class JournalAction(StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    APPLIED_PATCH = "applied_patch"
+    ROLLBACK = "rollback"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    KILLED = "killed"
+    CANCELLED = "cancelled"
+    RELEASED = "released"
+    ERROR = "error"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    STAGED = "staged"
+    DEPLOYED = "deployed"
+    ROLLED_BACK = "rolled_back"
+    EXPORTED = "exported"
+
+
+class Scenario(BaseModel):
+    """A fault-injection scenario exactly as the runbook writes it.
+
+    Unknown keys are refused (a typo such as ``error_frequence`` must not silently fall back to
+    a default), and every bound is checked so a run cannot be launched with nonsense.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+    error: ErrorKind
+    error_frequency: float = Field(ge=0.0, le=1.0)
+    latency_ms: int = Field(ge=0, le=600_000)
+    total_requests: int = Field(ge=1, le=100_000)
+    success_threshold: float = Field(ge=0.0, le=1.0)
+    latency_jitter_ms: int = Field(default=0, ge=0, le=600_000)
+    timeout_ms: int | None = Field(default=None, ge=1, le=600_000)
+    max_attempts: int | None = Field(default=None, ge=1, le=10)
+
+    @field_validator("error_frequency", "success_threshold", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        # JSON true/false would otherwise be read as 1.0/0.0.
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not a boolean")
+        return value
+
+    @classmethod
+    def parse(cls, data: Any) -> Scenario:
+        """Validate a scenario from a dict or JSON text; raise InvalidInput naming the field."""
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(
+                    "scenario", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+                ) from None
+        if not isinstance(data, dict):
+            raise InvalidInput("scenario", "must be a JSON object")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidInput.from_validation("scenario", exc) from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The scenario as stored in ``sdk_simulations.scenario`` (defaults left out)."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+
+
+class Patch(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    slug: str | None = None
+    description: str = ""
+    sdk_language: SdkLanguage
+    error_signature: str
+    patch_code: str
+    rollback_code: str = ""
+    version: str = "1.0.0"
+    severity: PatchSeverity = PatchSeverity.MEDIUM
+    source: PatchSource = PatchSource.OPS
+    active: bool = True
+    sandbox_tested: bool = False
+    created_at: datetime | None = None
+
+
+class Simulation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    tenant_type: TenantType
+    tenant_id: str
+    name: str
+    description: str = ""
+    sdk_language: SdkLanguage
+    scenario: Scenario
+    patch_reference: UUID | None = None
+    created_by: str = "system"
+    created_at: datetime | None = None
+
+
+class Run(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    simulation_id: UUID
+    tenant_type: TenantType
+    tenant_id: str
+    idempotency_key: str | None = None
+    seed: int
+    status: RunStatus
+    metrics: dict[str, Any] | None = None
+    artifact_s3_key: str | None = None
+    run_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    worker_id: str | None = None
+    lease_until: datetime | None = None
+    attempts: int = 0
+    error_message: str | None = None
+    launched_by: str = "system"

@@ -1,0 +1,111 @@
+"""The embedded PostgreSQL server (pgserver) used when no database URL is configured.
+
+The server lives under ``<data_dir>/pgdata`` and listens on a Unix socket only. It is shared by
+every simtui process of the user (dashboard, worker, API): pgserver serialises start-up with an
+inter-process lock, so two processes starting together find one server. It keeps running after
+the process that started it exits, like any local service, so that ``psql "$(simcore db url)"``
+works from another shell; ``simcore db stop`` stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import warnings
+from pathlib import Path
+
+from simcore.errors import DatabaseUnavailable
+
+DATABASE_NAME = "molam_connect"
+"""The runbook's ``psql -d molam_connect`` names the database; the embedded one is named so."""
+
+_log = logging.getLogger(__name__)
+
+
+def pgdata_dir(data_dir: Path) -> Path:
+    return data_dir / "pgdata"
+
+
+def _ensure_runtime_dir() -> None:
+    # pgserver keeps its lock under the XDG runtime dir; over SSH or in CI that variable is
+    # often unset and platformdirs warns on every start. Point it at a private folder instead.
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        fallback = Path(f"/tmp/simtui-runtime-{os.getuid()}")
+        fallback.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(fallback)
+
+
+def start(data_dir: Path) -> str:
+    """Start (or join) the embedded server and return a libpq URL of its ``molam_connect``."""
+    _ensure_runtime_dir()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"SIMTUI_DATA_DIR: cannot create {data_dir}: {exc.strerror}"
+        ) from None
+    # pgserver logs whole server logs at ERROR on a failed start; we say it in one line.
+    logging.getLogger("pgserver").setLevel(logging.CRITICAL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import pgserver
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise DatabaseUnavailable(
+                f"embedded database: pgserver is not installed ({exc})"
+            ) from None
+        try:
+            getter = pgserver.get_server  # type: ignore[attr-defined]
+            server = getter(pgdata_dir(data_dir), cleanup_mode=None)
+        except (
+            subprocess.CalledProcessError,
+            subprocess.TimeoutExpired,
+            OSError,
+            AssertionError,
+        ) as exc:
+            log = pgdata_dir(data_dir) / "log"
+            raise DatabaseUnavailable(
+                f"embedded database: PostgreSQL did not start under {pgdata_dir(data_dir)} "
+                f"({type(exc).__name__}); see {log}"
+            ) from None
+    base_uri: str = server.get_uri()
+    _ensure_database(server, base_uri)
+    return server.get_uri(DATABASE_NAME)
+
+
+def _ensure_database(server: object, base_uri: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(base_uri, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if exists:
+            return
+        # Two processes may race here; the loser sees duplicate_database and carries on.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
+
+
+def stop(data_dir: Path) -> bool:
+    """Stop the embedded server if it runs; return whether it was running."""
+    _ensure_runtime_dir()
+    pgdata = pgdata_dir(data_dir)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+        from pgserver.postgres_server import PostgresServer
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError:
+        return False
+    # Forget any handle this process held so a later start() starts a fresh server.
+    PostgresServer._instances.pop(pgdata.resolve(), None)
+    return True

@@ -1,0 +1,1 @@
+"""simtui: the terminal dashboard of the self-healing patch simulator."""
