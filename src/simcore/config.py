@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     )
     api_url: str | None = None
     token: str | None = None
+    require_distinct_approver: bool = True
+    """Four eyes: the person who launched a run may not approve its patch."""
     db_pool_max: int = Field(default=8, ge=1, le=200)
     db_connect_timeout_s: int = Field(default=5, ge=1, le=120)
 

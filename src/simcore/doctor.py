@@ -13,8 +13,7 @@ from typing import Any
 
 from simcore.config import Settings
 from simcore.errors import SimError
-
-SANDBOX_IMAGES = ("molam/sim-node:2025-01", "molam/sim-py:2025-01")
+from simcore.images import SANDBOX_IMAGES as SANDBOX_IMAGES
 
 
 @dataclass(frozen=True)

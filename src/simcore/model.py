@@ -198,7 +198,9 @@ class Run(BaseModel):
     idempotency_key: str | None = None
     seed: int
     status: RunStatus
+    patch_id: UUID | None = None
     metrics: dict[str, Any] | None = None
+    reasons: list[str] = Field(default_factory=list)
     artifact_s3_key: str | None = None
     run_at: datetime
     started_at: datetime | None = None
@@ -206,5 +208,34 @@ class Run(BaseModel):
     worker_id: str | None = None
     lease_until: datetime | None = None
     attempts: int = 0
+    max_attempts: int = 3
+    cancel_requested: bool = False
     error_message: str | None = None
+    sandbox_backend: str | None = None
+    simulator_version: str | None = None
     launched_by: str = "system"
+    log_lines: int = 0
+    log_bytes: int = 0
+    log_truncated: bool = False
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return int((self.completed_at - self.started_at).total_seconds() * 1000)
+
+
+class SimulationCreate(BaseModel):
+    """What a user gives to create a simulation (API body, CLI flags, TUI form)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    tenant_type: TenantType = TenantType.INTERNAL
+    tenant_id: str = Field(
+        default="default", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+    )
+    sdk_language: SdkLanguage
+    scenario: Scenario
+    patch_reference: UUID | None = None

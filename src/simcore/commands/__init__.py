@@ -4,6 +4,34 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from simcore.commands import db, doctor, scenario
+from simcore.commands import (
+    db,
+    doctor,
+    images,
+    journal,
+    patches,
+    redact,
+    run,
+    runs,
+    scenario,
+    serve,
+    sim,
+    token,
+    worker,
+)
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (db, doctor, scenario)
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    db,
+    doctor,
+    images,
+    scenario,
+    sim,
+    runs,
+    patches,
+    journal,
+    worker,
+    run,
+    redact,
+    serve,
+    token,
+)

@@ -1,0 +1,90 @@
+"""Throughput of the simulation core in the process sandbox (a benchmark, not a test).
+
+    .venv/bin/python bench/bench_core.py [--ops 20000] [--repeat 3]
+
+Two figures per SDK language, each the best of ``--repeat`` runs:
+
+- simulated operations per second: ``2 x ops`` (baseline + patched phase) over the wall time
+  of ``run_simulation`` on the signature_mismatch template scaled to ``--ops`` operations,
+  with its good patch (sandbox start-up included);
+- simulated time over wall time on the timeout template as the runbook writes it (200 ops,
+  1 s latency, 10 s timeouts), start-up included.
+
+Targets: >= 5,000 simulated ops/s and >= 1,000x real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from simcore.model import RunStatus, Scenario
+from simcore.patches import default_patch
+from simcore.runner import Report, run_simulation
+from simcore.sandbox.process import ProcessBackend
+from simcore.templates import TEMPLATES
+
+OPS_TARGET = 5_000
+RATIO_TARGET = 1_000
+
+
+def _timed(backend: ProcessBackend, scenario: Scenario, language: str) -> tuple[float, Report]:
+    patch = default_patch(scenario.error, language)
+    started = time.perf_counter()
+    report = run_simulation(scenario, language, 1, patch, backend, max_run_time_ms=600_000)
+    elapsed = time.perf_counter() - started
+    if report.status is not RunStatus.SUCCESS:
+        raise SystemExit(f"{language}: unexpected {report.status}: {report.reasons}")
+    return elapsed, report
+
+
+def ops_per_second(backend: ProcessBackend, language: str, ops: int, repeat: int) -> float:
+    scenario = TEMPLATES["signature_mismatch"].scenario.model_copy(update={"total_requests": ops})
+    best = min(_timed(backend, scenario, language)[0] for _ in range(repeat))
+    return 2 * ops / best
+
+
+def time_ratio(backend: ProcessBackend, language: str, repeat: int) -> float:
+    scenario = TEMPLATES["timeout"].scenario
+    ratios = []
+    for _ in range(repeat):
+        elapsed, report = _timed(backend, scenario, language)
+        simulated_ms = report.metrics["simulated_ms"] + report.metrics["baseline"]["simulated_ms"]
+        ratios.append(simulated_ms / 1000 / elapsed)
+    return max(ratios)
+
+
+def _mark(ok: bool) -> str:
+    return "ok" if ok else "MISS"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=20_000, help="operations per phase")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (best kept)")
+    args = parser.parse_args()
+
+    backend = ProcessBackend()
+    print(f"sandbox: {backend.check()}", file=sys.stderr)
+    print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    rows = []
+    for language in ("python", "node"):
+        rows.append((language, ops_per_second(backend, language, args.ops, args.repeat),
+                     time_ratio(backend, language, args.repeat)))  # fmt: skip
+
+    print(f"{'runner':<8} {'simulated ops/s':>16} {'target':>8}   {'sim/wall time':>14} "
+          f"{'target':>8}")  # fmt: skip
+    ok = True
+    for language, ops, ratio in rows:
+        ops_ok, ratio_ok = ops >= OPS_TARGET, ratio >= RATIO_TARGET
+        ok = ok and ops_ok and ratio_ok
+        ops_cell = f"{ops:>16,.0f} {'>=' + format(OPS_TARGET, ','):>8} {_mark(ops_ok):<4}"
+        ratio_cell = f"{ratio:>12,.0f}x {'>=' + format(RATIO_TARGET, ','):>8} {_mark(ratio_ok)}"
+        print(f"{language:<8} {ops_cell} {ratio_cell}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""`simcore serve`: the runbook's HTTP API (uvicorn), on port 8140 as in the runbook."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+from simcore.errors import InvalidInput
+
+DEFAULT_PORT = 8140
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("serve", help="serve the HTTP API (runbook: port 8140)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default 8140")
+    parser.add_argument(
+        "--workers-in-process",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also execute queued runs here, N at a time (default 0: a separate "
+        "`simcore worker` does)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="uvicorn worker processes answering requests (default 1)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+    )
+    parser.set_defaults(handler=_serve)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise InvalidInput("port", "must be from 1 to 65535")
+    if not 0 <= args.workers_in_process <= 64:
+        raise InvalidInput("workers-in-process", "must be from 0 to 64")
+    if not 1 <= args.processes <= 32:
+        raise InvalidInput("processes", "must be from 1 to 32")
+    import uvicorn
+
+    from simcore.api.app import WORKERS_ENV, create_app
+    from simcore.config import load_settings
+
+    settings = load_settings()
+    if args.workers_in_process:
+        # Fail now, in one line, rather than in a background thread after start-up.
+        from simcore.executor import make_executor
+
+        make_executor(settings)
+    if not _is_loopback(args.host):
+        print(
+            f"simcore serve: listening on {args.host} over plain HTTP: bearer tokens cross the "
+            "network in clear unless TLS terminates in front of it",
+            file=sys.stderr,
+        )
+    if args.processes > 1:
+        # Each process builds its own app (and its own pool) from the environment.
+        os.environ[WORKERS_ENV] = str(args.workers_in_process)
+    uvicorn.run(
+        "simcore.api.app:create_app_from_env"
+        if args.processes > 1
+        else create_app(settings, workers_in_process=args.workers_in_process),
+        factory=args.processes > 1,
+        workers=args.processes if args.processes > 1 else None,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        ws="none",
+        lifespan="on",
+        # Live log streams stay open; they must not hold a shutdown for long.
+        timeout_graceful_shutdown=10,
+    )
+    return 0

@@ -1,0 +1,148 @@
+"""The worker's executor: one queued run through ``run_simulation`` in a sandbox.
+
+It adds to the bare simulation what a run in the queue needs: the log goes to the run's log
+sink (and from there to the database and the artifact store), a cancel from ops kills the
+sandbox, and the report's events become journal entries.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from simcore import queue
+from simcore.config import Settings
+from simcore.errors import SimError
+from simcore.model import JournalAction, RunStatus
+from simcore.runner import run_simulation
+from simcore.sandbox.base import Sandbox, SandboxBackend, SandboxSpec
+from simcore.worker import RunContext
+
+
+class _TrackingBackend:
+    """Wraps a backend to keep a handle on the sandbox it starts, so it can be killed."""
+
+    def __init__(self, inner: SandboxBackend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.sandbox: Sandbox | None = None
+        self._lock = threading.Lock()
+        self._killed = False
+
+    def check(self) -> str:
+        return self.inner.check()
+
+    def start(self, spec: SandboxSpec) -> Sandbox:
+        sandbox = self.inner.start(spec)
+        with self._lock:
+            self.sandbox = sandbox
+            if self._killed:
+                sandbox.kill()
+        return sandbox
+
+    def kill(self) -> None:
+        with self._lock:
+            self._killed = True
+            if self.sandbox is not None:
+                self.sandbox.kill()
+
+
+def select_backend(settings: Settings) -> SandboxBackend:
+    """The sandbox backend the settings ask for (``auto``: docker if an engine answers)."""
+    from simcore.sandbox.selection import select
+
+    return select(settings.sandbox)
+
+
+def journal_events(events: dict[str, Any]) -> tuple[tuple[JournalAction, dict[str, Any]], ...]:
+    """Journal entries for what the patch did: applied (counted), each rollback."""
+    counts: dict[str, dict[str, int]] = events.get("counts", {})
+    patched = counts.get("patched", {})
+    out: list[tuple[JournalAction, dict[str, Any]]] = []
+    applied = patched.get("patch_applied", 0)
+    if applied:
+        out.append(
+            (
+                JournalAction.APPLIED_PATCH,
+                {"count": applied, "errors": patched.get("patch_error", 0)},
+            )
+        )
+    for event in events.get("notable", []):
+        if event.get("name") == "rollback":
+            out.append(
+                (
+                    JournalAction.ROLLBACK,
+                    {
+                        "phase": event.get("phase"),
+                        "op_id": event.get("op_id"),
+                        "detail": event.get("detail"),
+                    },
+                )
+            )
+    return tuple(out)
+
+
+class SandboxExecutor:
+    def __init__(self, backend: SandboxBackend) -> None:
+        self.backend = backend
+        self.backend_name = backend.name
+
+    def execute(self, ctx: RunContext) -> queue.Outcome:
+        tracking = _TrackingBackend(self.backend)
+        stop_watch = threading.Event()
+
+        def watch_cancel() -> None:
+            while not stop_watch.is_set():
+                if ctx.cancelled.wait(0.2):
+                    tracking.kill()
+                    return
+
+        watcher = threading.Thread(target=watch_cancel, name="cancel-watch", daemon=True)
+        watcher.start()
+        try:
+            report = run_simulation(
+                ctx.simulation.scenario,
+                ctx.simulation.sdk_language,
+                ctx.seed,
+                ctx.patch,
+                tracking,
+                ctx.max_run_time_ms,
+                on_log=ctx.log.write,
+            )
+        except SimError as exc:
+            return queue.Outcome(
+                RunStatus.ERROR, error_message=str(exc), sandbox_backend=self.backend.name
+            )
+        finally:
+            stop_watch.set()
+            watcher.join(timeout=1)
+        if ctx.cancelled.is_set():
+            return queue.Outcome(
+                RunStatus.CANCELLED,
+                error_message=f"sandbox killed ({ctx.cancel_reason})",
+                sandbox_backend=self.backend.name,
+                events=((JournalAction.KILLED, {"reason": ctx.cancel_reason}),),
+            )
+        events = journal_events(report.events)
+        if report.status is RunStatus.TIMEOUT:
+            events += (
+                (
+                    JournalAction.KILLED,
+                    {"reason": "MAX_RUN_TIME_MS", "max_run_time_ms": ctx.max_run_time_ms},
+                ),
+            )
+        error = "; ".join(report.reasons) if report.status is RunStatus.ERROR else None
+        return queue.Outcome(
+            report.status,
+            metrics=report.metrics or None,
+            reasons=report.reasons,
+            error_message=error,
+            sandbox_backend=self.backend.name,
+            simulator_version=report.simulator_version,
+            events=events,
+            report=report.to_dict(),
+        )
+
+
+def make_executor(settings: Settings) -> SandboxExecutor:
+    return SandboxExecutor(select_backend(settings))

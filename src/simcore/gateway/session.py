@@ -1,0 +1,380 @@
+"""One run over one sandbox: hello, the baseline phase, the patched phase, the verdict, bye.
+
+The session is the only code that reads what a sandbox writes. Every line goes through
+``protocol.decode`` and the checks below; anything unexpected ends the run ``failed`` with
+reason ``protocol_violation``, a runner killed at the deadline ends it ``timeout``, and a
+runner that dies before saying ``ready`` ends it ``error`` (infrastructure, not the patch).
+No exception caused by sandbox output leaves ``Session.run``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from simcore.gateway.faults import FaultPlan, plan_fault
+from simcore.gateway.protocol import (
+    EVENT_NAMES,
+    MAX_DETAIL,
+    MAX_SLEEP_MS,
+    MAX_TIMEOUT_MS,
+    PROTOCOL_VERSION,
+    ProtocolViolation,
+    decode,
+    encode,
+    encode_json,
+    need_headers,
+    need_int,
+    need_method,
+    need_str,
+    optional_str,
+)
+from simcore.gateway.scoring import (
+    OpRecord,
+    PhaseOutcome,
+    PhaseScore,
+    run_metrics,
+    score_phase,
+)
+from simcore.gateway.server import EPOCH_MS, HttpResponse, PaymentsServer, SimConfig
+from simcore.gateway.verdict import Verdict, decide
+from simcore.gateway.workload import Workload
+from simcore.model import Patch, RunStatus, Scenario
+from simcore.sandbox.base import Sandbox, SandboxExit
+
+BASELINE = "baseline"
+PATCHED = "patched"
+MAX_MESSAGES_PER_OP = 200
+MAX_NOTABLE_EVENTS = 50
+BYE_GRACE_S = 2.0
+
+
+class SandboxGone(Exception):
+    """The runner's stdout closed (it exited, crashed or was killed)."""
+
+
+@dataclass(slots=True)
+class EventLog:
+    """Counts of sandbox events per phase, and the few worth reading (capped)."""
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    notable: list[dict[str, Any]] = field(default_factory=list)
+    dropped: int = 0
+
+    def add(self, phase: str, name: str, op_id: str | None, detail: str | None) -> None:
+        per_phase = self.counts.setdefault(phase, {})
+        per_phase[name] = per_phase.get(name, 0) + 1
+        if name == "patch_applied":
+            return
+        if len(self.notable) >= MAX_NOTABLE_EVENTS:
+            self.dropped += 1
+            return
+        self.notable.append({"phase": phase, "name": name, "op_id": op_id, "detail": detail})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"counts": self.counts, "notable": self.notable, "notable_dropped": self.dropped}
+
+
+class _Slot(NamedTuple):
+    """What both phases need of one op: its fault plan, its wire prefix, its intended payment."""
+
+    plan: FaultPlan
+    op_id: str
+    prefix: bytes
+    expected: tuple[int, str]
+
+
+@dataclass(slots=True)
+class SessionResult:
+    status: RunStatus
+    reasons: tuple[str, ...]
+    metrics: dict[str, Any]
+    events: EventLog
+    exit: SandboxExit | None = None
+
+
+def _patch_wire(patch: Patch | None) -> dict[str, Any] | None:
+    if patch is None:
+        return None
+    return {
+        "id": str(patch.id),
+        "error_signature": patch.error_signature,
+        "code": patch.patch_code,
+        "rollback": patch.rollback_code,
+    }
+
+
+class Session:
+    def __init__(
+        self, scenario: Scenario, language: str, seed: int, patch: Patch | None, sandbox: Sandbox
+    ) -> None:
+        self.scenario = scenario
+        self.language = language
+        self.seed = seed
+        self.patch = patch
+        self.sandbox = sandbox
+        self.config = SimConfig.for_run(scenario, seed)
+        self.events = EventLog()
+        self.phases: list[PhaseOutcome] = []
+        self.patch_errors: list[str] = []
+        self.rolled_back = False
+        self.ready = False
+        self._slots: list[_Slot] = []
+        self.workload = Workload(seed, scenario)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _recv(self) -> dict[str, Any]:
+        line = self.sandbox.recv()
+        if not line:
+            raise SandboxGone
+        return decode(line)
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.sandbox.send(data)
+        except OSError:
+            raise SandboxGone from None
+
+    def _slot(self, index: int) -> _Slot:
+        while len(self._slots) <= index:
+            self._slots.append(self._make_slot(len(self._slots)))
+        return self._slots[index]
+
+    def _make_slot(self, index: int) -> _Slot:
+        plan = plan_fault(self.seed, index, self.scenario)
+        op = self.workload.op(index, plan)
+        prefix = (
+            f'{{"type":"op","op_id":"{op.op_id}","deadline_ms":{self.config.deadline_ms},'
+            f'"payment":{op.to_json()},"now_ms":'
+        ).encode()
+        return _Slot(plan, op.op_id, prefix, (op.amount, op.intended_currency))
+
+    def _record_event(self, phase: str, message: dict[str, Any], op_id: str | None) -> None:
+        name = message.get("name")
+        if name not in EVENT_NAMES:
+            raise ProtocolViolation(f"unknown event {str(name)[:40]!r}")
+        if message.get("op_id") != op_id:
+            raise ProtocolViolation(f"event for op {str(message.get('op_id'))[:40]!r} "
+                                    f"while {op_id!r} is in flight")  # fmt: skip
+        if phase == BASELINE:
+            raise ProtocolViolation(f"{name} event during the baseline phase (no patch there)")
+        detail = optional_str(message, "detail", MAX_DETAIL)
+        self.events.add(phase, str(name), op_id, detail)
+        current = self.phases[-1] if self.phases else None
+        if name == "patch_applied" and current is not None:
+            current.patch_invocations += 1
+        elif name == "patch_error":
+            if current is not None:
+                current.patch_errors += 1
+            self.patch_errors.append(detail or "unknown error")
+        elif name == "rollback":
+            self.rolled_back = True
+        elif name == "rollback_error":
+            self.patch_errors.append(f"rollback raised: {detail or 'unknown error'}")
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def _handshake(self) -> None:
+        hello = {
+            "type": "hello",
+            "protocol": PROTOCOL_VERSION,
+            "language": self.language,
+            "config": self.config.to_wire(),
+            "patch": _patch_wire(self.patch),
+        }
+        self._send(encode(hello))
+        message = self._recv()
+        if message["type"] != "ready":
+            raise ProtocolViolation(f"expected ready, got {message['type']}")
+        self.ready = True
+        if message.get("protocol") != PROTOCOL_VERSION:
+            raise ProtocolViolation(f"unsupported protocol {str(message.get('protocol'))[:20]}")
+        compile_error = optional_str(message, "patch_error", MAX_DETAIL)
+        if compile_error is not None:
+            if self.patch is None:
+                raise ProtocolViolation("ready.patch_error without a patch")
+            self.patch_errors.append(compile_error)
+            self.events.add(PATCHED, "patch_error", None, compile_error)
+
+    def _play(self, name: str) -> None:
+        server = PaymentsServer(self.scenario, self.seed, self.config, name[0])
+        phase = PhaseOutcome(name, payments_by_op=server.payments_by_op)
+        self.phases.append(phase)
+        if name == PATCHED and self.patch_errors:
+            phase.patch_errors += len(self.patch_errors)  # the patch did not even compile
+        patch_on = name == PATCHED and self.patch is not None
+        self._send(encode({"type": "phase", "name": name, "patch": patch_on}))
+        recv, send, handle = self._recv, self._send, server.handle
+        deadline_ms = self.config.deadline_ms
+        records = phase.records
+        total = self.scenario.total_requests
+        for index in range(total):
+            slot = self._slot(index)
+            op_id = slot.op_id
+            server.begin_op(index, slot.plan)
+            start = server.now_ms
+            send(slot.prefix + str(server.local_now()).encode() + b"}\n")
+            if index + 1 < total:
+                # Prepare the next op while the runner works on this one: the two processes
+                # take turns, so this costs no wall time on a machine with two cores.
+                self._slot(index + 1)
+            attempts = 0
+            for _ in range(MAX_MESSAGES_PER_OP):
+                msg = recv()
+                kind = msg["type"]
+                if kind == "ready":
+                    raise ProtocolViolation("unexpected ready during an op")
+                if msg.get("op_id") != op_id and kind != "event":
+                    raise ProtocolViolation(
+                        f"{kind} for op {str(msg.get('op_id'))[:40]!r} while {op_id!r} is in flight"
+                    )
+                if kind == "req":
+                    attempts = self._check_attempt(msg, attempts)
+                    response = handle(
+                        need_method(msg),
+                        need_str(msg, "path"),
+                        need_headers(msg),
+                        need_str(msg, "body", 60_000),
+                        need_int(msg, "timeout_ms", 1, MAX_TIMEOUT_MS),
+                    )
+                    send(_resp_line(op_id, attempts, response, server.local_now()))
+                elif kind == "done":
+                    ok = msg.get("ok")
+                    if type(ok) is not bool:
+                        raise ProtocolViolation("done.ok must be true or false")
+                    payment_id = optional_str(msg, "payment_id", 64)
+                    elapsed = server.now_ms - start
+                    records.append(
+                        OpRecord(index, attempts, elapsed, ok, payment_id, elapsed <= deadline_ms)
+                    )
+                    break
+                elif kind == "sleep":
+                    ms = need_int(msg, "ms", 0, MAX_SLEEP_MS)
+                    server.sleep(ms)
+                    send(encode({"type": "slept", "op_id": op_id, "ms": ms,
+                                 "now_ms": server.local_now()}))  # fmt: skip
+                else:  # decode() admits only the five sandbox types
+                    self._record_event(name, msg, op_id)
+            else:
+                raise ProtocolViolation(f"more than {MAX_MESSAGES_PER_OP} messages for one op")
+        phase.simulated_ms = server.now_ms - EPOCH_MS
+
+    def _check_attempt(self, message: dict[str, Any], attempts: int) -> int:
+        """The attempt number of a ``req``: the next one, and within the budget."""
+        attempt = need_int(message, "attempt", 1, 1_000_000)
+        if attempt != attempts + 1:
+            raise ProtocolViolation(f"attempt {attempt} out of order (expected {attempts + 1})")
+        if attempt > self.config.max_attempts:
+            raise ProtocolViolation(
+                f"attempt {attempt} exceeds the attempt budget of {self.config.max_attempts}"
+            )
+        return attempt
+
+    def _bye(self, rollback: bool) -> None:
+        """Say goodbye (asking for the rollback on failure) and read the last events."""
+        self._send(encode({"type": "bye", "rollback": rollback}))
+        self.sandbox.kill_after(BYE_GRACE_S)
+        while True:
+            try:
+                message = self._recv()
+            except SandboxGone:
+                return
+            if message["type"] != "event":
+                raise ProtocolViolation(f"unexpected {message['type']} after bye")
+            self._record_event(PATCHED, message, None)
+
+    def _score(self, violation: str | None) -> tuple[Verdict, dict[str, Any]]:
+        total = self.scenario.total_requests
+        expected = [s.expected for s in self._slots]
+        played = {p.name: p for p in self.phases}
+        base = score_phase(played.get(BASELINE) or PhaseOutcome(BASELINE), expected, total)
+        patched: PhaseScore = base
+        if self.patch is not None:
+            patched = score_phase(played.get(PATCHED) or PhaseOutcome(PATCHED), expected, total)
+        metrics = run_metrics(base, patched)
+        verdict = decide(
+            base,
+            patched,
+            metrics["regressions"],
+            self.scenario.success_threshold,
+            has_patch=self.patch is not None,
+            patch_errors=self.patch_errors,
+            violation=violation,
+        )
+        return verdict, metrics
+
+    def run(self) -> SessionResult:
+        violation: str | None = None
+        gone = False
+        try:
+            self._handshake()
+            for name in (BASELINE, PATCHED) if self.patch is not None else (BASELINE,):
+                self._play(name)
+        except ProtocolViolation as exc:
+            violation = exc.detail
+            self.sandbox.kill()  # nothing it says from now on can be trusted
+        except SandboxGone:
+            gone = True
+
+        if gone and not self.sandbox.deadline_hit:
+            if not self.ready:
+                return self._finish(RunStatus.ERROR, ("the SDK runner exited before it was "
+                                                      "ready",))  # fmt: skip
+            violation = self._exit_detail()
+        if self.sandbox.deadline_hit:
+            return self._finish(RunStatus.TIMEOUT, ("run exceeded max_run_time_ms (killed)",))
+
+        verdict, metrics = self._score(violation)
+        if violation is None:
+            rollback = (
+                verdict.status is RunStatus.FAILED and self.patch is not None
+                and not self.rolled_back
+            )  # fmt: skip
+            try:
+                self._bye(rollback)
+            except ProtocolViolation as exc:
+                self.sandbox.kill()
+                verdict, metrics = self._score(exc.detail)
+            except SandboxGone:
+                pass
+        return self._finish(verdict.status, verdict.reasons, metrics)
+
+    def _exit_detail(self) -> str:
+        """Why the runner stopped early, from its exit status and its last log line."""
+        info = self.sandbox.close()
+        detail = "the SDK runner exited or closed its output before the run finished"
+        if info.exit_code is not None:
+            detail += f" (exit status {info.exit_code})"
+        if info.log_tail:
+            detail += f"; last log line: {info.log_tail[-1][:200]}"
+        return detail
+
+    def _finish(
+        self, status: RunStatus, reasons: tuple[str, ...], metrics: dict[str, Any] | None = None
+    ) -> SessionResult:
+        if metrics is None:
+            # A timeout keeps what was played (unplayed ops count as failed); an
+            # infrastructure error has nothing worth scoring.
+            metrics = {} if status is RunStatus.ERROR else self._score(None)[1]
+        exit_info = self.sandbox.close()
+        if status is RunStatus.ERROR and exit_info.log_tail:
+            reasons = (*reasons, f"last log line: {exit_info.log_tail[-1]}")
+        if exit_info.deadline_hit and status is not RunStatus.TIMEOUT:
+            status, reasons = RunStatus.TIMEOUT, ("run exceeded max_run_time_ms (killed)",)
+        return SessionResult(status, reasons, metrics, self.events, exit_info)
+
+
+def _resp_line(op_id: str, attempt: int, response: HttpResponse, now_ms: int) -> bytes:
+    """The ``resp`` for one request, assembled by hand: it is written once per request."""
+    if response.timed_out:
+        tail = '"status":0,"headers":{},"body":null,"timed_out":true'
+    else:
+        tail = (
+            f'"status":{response.status},"headers":{encode_json(response.headers)},'
+            f'"body":{encode_json(response.body)},"timed_out":false'
+        )
+    return (
+        f'{{"type":"resp","op_id":"{op_id}","attempt":{attempt},{tail},'
+        f'"elapsed_ms":{response.elapsed_ms},"now_ms":{now_ms}}}\n'
+    ).encode()

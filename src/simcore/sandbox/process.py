@@ -1,0 +1,360 @@
+"""The process sandbox: the SDK runner as a namespaced, unprivileged, rlimited subprocess.
+
+For hosts without a Docker engine. Isolation, strongest first, probed once per process:
+
+- ``bwrap``: bubblewrap with every namespace unshared and a read-only view of the host.
+- ``unshare`` (root): new network, pid and mount namespaces (``unshare -n -p -f``); the runner
+  then drops to uid/gid 65534 (``setpriv``) so it cannot write what root owns.
+- ``userns`` (not root): the same namespaces inside a new user namespace (``unshare -Urn``).
+
+In every case: only the loopback of an empty network namespace (down), resource limits
+(CPU seconds, address space, processes, file size, open files, no core dumps), an environment
+built from an allow-list, and a private temporary directory that holds a copy of the SDK and
+is removed afterwards. The runner is killed at ``max_run_time_ms``, with its whole process
+group (and, in a pid namespace, everything it started).
+
+The limits are applied by ``prlimit(1)`` in the exec chain rather than in a ``preexec_fn``:
+the worker is multi-threaded, and Python code between fork and exec can deadlock there.
+
+When no isolation works the backend refuses to run and says why; ``unsafe_no_isolation``
+(development only) runs the runner with the limits, the allow-listed environment and the
+private directory, but in the host's namespaces and as the calling user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from simcore.gateway.protocol import MAX_LINE_BYTES
+from simcore.sandbox.base import (
+    SUPPORTED_LANGUAGES,
+    SandboxExit,
+    SandboxSpec,
+    SandboxStartError,
+    SandboxUnavailable,
+)
+from simcore.sandbox.logs import LogSink
+
+SDK_DIR = Path(__file__).resolve().parent.parent / "sdk"
+NOBODY = 65534
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+MECHANISMS = ("bwrap", "unshare", "userns")
+
+_NS_FLAGS = ["--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
+_probe_cache: dict[str, str | None] = {}
+_probe_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    cpu_seconds: int | None = None  # None: derived from max_run_time_ms
+    python_address_space: int = 512 * 1024 * 1024
+    # V8 reserves large virtual ranges up front; its heap is capped separately (below).
+    node_address_space: int = 1024 * 1024 * 1024
+    node_heap_mb: int = 192
+    processes: int = 256
+    file_size: int = 16 * 1024 * 1024
+    open_files: int = 64
+
+
+def _probe(mechanism: str) -> str | None:
+    """None when ``mechanism`` works here, else why not (cached; runs ``true`` once)."""
+    with _probe_lock:
+        if mechanism in _probe_cache:
+            return _probe_cache[mechanism]
+        tool = "bwrap" if mechanism == "bwrap" else "unshare"
+        if shutil.which(tool, path=SAFE_PATH) is None:
+            result: str | None = f"{tool} not found"
+        else:
+            argv = [*_isolation_argv(mechanism, "/", drop=False), "true"]
+            try:
+                done = subprocess.run(
+                    argv, capture_output=True, timeout=10, env={"PATH": SAFE_PATH}, check=False
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                result = f"{tool} failed: {exc}"
+            else:
+                err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+                result = None if done.returncode == 0 else (err[-1] if err else "failed")
+        _probe_cache[mechanism] = result
+        return result
+
+
+def _isolation_argv(mechanism: str, workdir: str, drop: bool) -> list[str]:
+    if mechanism == "bwrap":
+        argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+                "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                "--bind", workdir, workdir, "--chdir", workdir]  # fmt: skip
+        if drop:
+            argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+        return [*argv, "--"]
+    if mechanism == "unshare":
+        argv = ["unshare", *_NS_FLAGS, "--"]
+        if drop:
+            argv += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                     "--no-new-privs", "--"]  # fmt: skip
+        return argv
+    if mechanism == "userns":
+        return ["unshare", "--user", "--map-root-user", *_NS_FLAGS, "--"]
+    raise ValueError(mechanism)
+
+
+def _readable_by_others(path: Path) -> bool:
+    """Whether uid 65534 can execute ``path``: every directory on the way must be o+x."""
+    real = path.resolve()
+    try:
+        if not real.stat().st_mode & stat.S_IXOTH:
+            return False
+        return all(p.stat().st_mode & stat.S_IXOTH for p in real.parents)
+    except OSError:
+        return False
+
+
+def _interpreter(language: str, drop: bool) -> str:
+    if language == "python":
+        candidates = [sys.executable, shutil.which("python3", path=SAFE_PATH)]
+    else:
+        candidates = [shutil.which("node", path=SAFE_PATH), shutil.which("node")]
+    for candidate in candidates:
+        if candidate and (not drop or _readable_by_others(Path(candidate))):
+            return candidate
+    what = "python3" if language == "python" else "node"
+    extra = " that uid 65534 can execute" if drop else ""
+    raise SandboxStartError(f"no {what} interpreter{extra} found for the {language} SDK runner")
+
+
+class ProcessSandbox:
+    """A running runner; see ``simcore.sandbox.base.Sandbox``."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, spec: SandboxSpec):
+        self._workdir = workdir
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=workdir,
+                start_new_session=True,
+                close_fds=True,
+                bufsize=MAX_LINE_BYTES * 2,
+            )
+        except OSError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise SandboxStartError(f"cannot start {argv[0]}: {exc.strerror}") from None
+        assert self._proc.stdin and self._proc.stdout and self._proc.stderr
+        self._stdin_fd = self._proc.stdin.fileno()
+        self._readline = self._proc.stdout.readline
+        self._log = LogSink(self._proc.stderr, spec.on_log)
+        self._deadline_hit = False
+        self._closed: SandboxExit | None = None
+        self._timers: list[threading.Timer] = []
+        self._arm(spec.max_run_time_ms / 1000, deadline=True)
+
+    def _arm(self, seconds: float, deadline: bool) -> None:
+        timer = threading.Timer(seconds, self._expire, args=(deadline,))
+        timer.daemon = True
+        timer.start()
+        self._timers.append(timer)
+
+    def _expire(self, deadline: bool) -> None:
+        if self._proc.poll() is not None:
+            return
+        if deadline:
+            self._deadline_hit = True
+        self.kill()
+
+    @property
+    def deadline_hit(self) -> bool:
+        return self._deadline_hit
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._stdin_fd, view)
+            view = view[written:]
+
+    def recv(self) -> bytes:
+        try:
+            return self._readline(MAX_LINE_BYTES + 1)
+        except (OSError, ValueError):
+            return b""
+
+    def kill_after(self, seconds: float) -> None:
+        self._arm(seconds, deadline=False)
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self._proc.kill()
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> SandboxExit:
+        if self._closed is not None:
+            return self._closed
+        for timer in self._timers:
+            timer.cancel()
+        try:
+            # End of input lets a runner that is still reading exit on its own.
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            code: int | None = self._proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            code = None
+        # Whatever the runner left behind (children, a held pipe) goes with its group.
+        self.kill()
+        if code is None:
+            try:
+                code = self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+        self._log.join(timeout=2)
+        # A stderr still being read (something escaped the kill and holds the pipe) stays
+        # with its daemon reader: closing it under the reader would block on its lock.
+        streams = [self._proc.stdout] + ([self._proc.stderr] if self._log.finished else [])
+        for stream in streams:
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        shutil.rmtree(self._workdir, ignore_errors=True)
+        self._closed = SandboxExit(
+            exit_code=code,
+            deadline_hit=self._deadline_hit,
+            log_lines=self._log.lines,
+            log_truncated=self._log.truncated,
+            log_tail=tuple(self._log.tail),
+        )
+        return self._closed
+
+
+class ProcessBackend:
+    """See the module docstring. ``isolation`` is ``auto`` or one of ``MECHANISMS``."""
+
+    name = "process"
+
+    def __init__(
+        self,
+        *,
+        isolation: str = "auto",
+        unsafe_no_isolation: bool = False,
+        limits: Limits | None = None,
+        env_allow: tuple[str, ...] = ("TZ",),
+    ) -> None:
+        if isolation != "auto" and isolation not in MECHANISMS:
+            raise SandboxUnavailable(
+                f"unknown isolation {isolation!r} (use auto, {', '.join(MECHANISMS)})"
+            )
+        self.isolation = isolation
+        self.unsafe_no_isolation = unsafe_no_isolation
+        self.limits = limits or Limits()
+        self.env_allow = env_allow
+
+    @property
+    def drops_privileges(self) -> bool:
+        return not self.unsafe_no_isolation and os.geteuid() == 0
+
+    def mechanism(self) -> str | None:
+        """The isolation that will be used (None in unsafe mode), or raise why there is none."""
+        if self.unsafe_no_isolation:
+            return None
+        wanted: tuple[str, ...] = MECHANISMS if self.isolation == "auto" else (self.isolation,)
+        if os.geteuid() == 0:
+            wanted = tuple(m for m in wanted if m != "userns") or wanted
+        else:
+            wanted = tuple(m for m in wanted if m != "unshare") or wanted
+        failures = []
+        for mechanism in wanted:
+            problem = _probe(mechanism)
+            if problem is None:
+                return mechanism
+            failures.append(f"{mechanism}: {problem}")
+        raise SandboxUnavailable(
+            "the process sandbox cannot isolate the SDK runner here ("
+            + "; ".join(failures)
+            + "). Install bubblewrap or util-linux unshare (with user namespaces enabled "
+            "for non-root users), or use the docker sandbox; --unsafe-no-isolation is for "
+            "development only"
+        )
+
+    def check(self) -> str:
+        mechanism = self.mechanism()
+        tools = ["prlimit"]
+        if mechanism == "unshare" and self.drops_privileges:
+            tools.append("setpriv")
+        for tool in tools:
+            if shutil.which(tool, path=SAFE_PATH) is None:
+                raise SandboxUnavailable(f"{tool} (util-linux) not found: cannot sandbox")
+        if mechanism is None:
+            return "process sandbox WITHOUT isolation (unsafe, development only): rlimits only"
+        who = f"uid {NOBODY}" if self.drops_privileges else "user namespace"
+        return f"process sandbox ({mechanism}: no network, own pid namespace, {who}, rlimits)"
+
+    def _limits_argv(self, language: str, max_run_time_ms: int) -> list[str]:
+        lim = self.limits
+        cpu = lim.cpu_seconds or max(1, -(-max_run_time_ms // 1000) + 1)
+        space = lim.python_address_space if language == "python" else lim.node_address_space
+        return ["prlimit", f"--cpu={cpu}", f"--as={space}", f"--nproc={lim.processes}",
+                f"--fsize={lim.file_size}", f"--nofile={lim.open_files}", "--core=0",
+                "--"]  # fmt: skip
+
+    def _env(self, workdir: Path) -> dict[str, str]:
+        env = {
+            "PATH": SAFE_PATH,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "HOME": str(workdir),
+            "TMPDIR": str(workdir),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONIOENCODING": "utf-8",
+        }
+        for name in self.env_allow:
+            if name in os.environ and name not in env:
+                env[name] = os.environ[name]
+        return env
+
+    def start(self, spec: SandboxSpec) -> ProcessSandbox:
+        if spec.language not in SUPPORTED_LANGUAGES:
+            raise SandboxStartError(f"no SDK runner for language {spec.language!r}")
+        self.check()
+        mechanism = self.mechanism()
+        drop = self.drops_privileges
+        interpreter = _interpreter(spec.language, drop)
+        workdir = Path(tempfile.mkdtemp(prefix="simtui-sbx-"))
+        try:
+            sdk = workdir / "sdk"
+            shutil.copytree(SDK_DIR / spec.language, sdk,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+            if drop:
+                for path in (workdir, *workdir.rglob("*")):
+                    os.chown(path, NOBODY, NOBODY)
+        except OSError as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise SandboxStartError(f"cannot prepare the sandbox directory: {exc}") from None
+        if spec.language == "python":
+            runner = [interpreter, "-I", "-S", "-B", str(sdk / "runner.py")]
+        else:
+            runner = [interpreter, f"--max-old-space-size={self.limits.node_heap_mb}",
+                      "--no-warnings", str(sdk / "runner.js")]  # fmt: skip
+        argv = self._limits_argv(spec.language, spec.max_run_time_ms) + runner
+        if mechanism is not None:
+            argv = _isolation_argv(mechanism, str(workdir), drop) + argv
+        return ProcessSandbox(argv, self._env(workdir), workdir, spec)

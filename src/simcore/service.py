@@ -1,0 +1,407 @@
+"""SimulatorService: the one facade that the CLI, the API and the dashboard call.
+
+Authorization and tenant scope are enforced here, once. Another tenant's resource answers
+"not found", so that its existence is not disclosed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from simcore import approvals, journal, metrics, queue, tokens
+from simcore.approvals import Approval
+from simcore.auth import Permission, Principal, local_principal
+from simcore.config import Settings
+from simcore.dashboard import DashboardSnapshot, build_snapshot
+from simcore.errors import InvalidInput, NotFound
+from simcore.model import (
+    ApprovalStatus,
+    Patch,
+    PatchSource,
+    Role,
+    Run,
+    RunStatus,
+    SdkLanguage,
+    Simulation,
+    SimulationCreate,
+    TenantType,
+)
+from simcore.store import Database, migrate
+from simcore.store import patches as patch_store
+from simcore.store import simulations as sim_store
+
+RUNNABLE_LANGUAGES = (SdkLanguage.NODE, SdkLanguage.PYTHON)
+
+
+def _uuid(value: str | UUID, field: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise InvalidInput(field, f"not a valid id: {value!r}") from None
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run: Run
+    simulation: Simulation
+    journal: list[journal.Entry]
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    run: Run
+    created: bool
+
+
+class SimulatorService:
+    """Local mode: the store, the queue and the journal, on this machine's database."""
+
+    def __init__(
+        self, settings: Settings, *, db: Database | None = None, migrate_on_start: bool = True
+    ) -> None:
+        self.settings = settings
+        self.db = db or Database(settings)
+        self._owns_db = db is None
+        self._started = not migrate_on_start
+
+    def start(self) -> SimulatorService:
+        """Migrate and load the built-in patches (idempotent, safe from several processes)."""
+        if not self._started:
+            migrate.migrate(self.db)
+            self.sync_builtin_patches()
+            self._started = True
+        return self
+
+    def close(self) -> None:
+        if self._owns_db:
+            self.db.close()
+
+    def __enter__(self) -> SimulatorService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def sync_builtin_patches(self) -> int:
+        try:
+            from simcore.patches import builtin_patches
+        except ImportError:  # the patch library is optional for the store alone
+            return 0
+        with self.db.transaction() as conn:
+            return patch_store.sync_builtins(conn, builtin_patches())
+
+    # -- simulations ------------------------------------------------------------------------
+
+    def create_simulation(
+        self, principal: Principal, data: SimulationCreate | dict[str, Any]
+    ) -> Simulation:
+        principal.require(Permission.CREATE, "create simulations")
+        if isinstance(data, dict):
+            try:
+                data = SimulationCreate.model_validate(data)
+            except ValidationError as exc:
+                raise InvalidInput.from_validation("simulation", exc) from None
+        if data.sdk_language not in RUNNABLE_LANGUAGES:
+            raise InvalidInput(
+                "sdk_language",
+                f"no SDK runner for {data.sdk_language.value!r} "
+                f"yet (available: {', '.join(RUNNABLE_LANGUAGES)})",
+            )
+        if principal.scoped and not principal.sees(data.tenant_type.value, data.tenant_id):
+            raise InvalidInput("tenant", "outside the caller's tenant scope")
+        with self.db.transaction() as conn:
+            if data.patch_reference is not None:
+                try:
+                    patch = patch_store.get(conn, data.patch_reference)
+                except NotFound:
+                    raise InvalidInput(
+                        "patch_reference", f"no patch {data.patch_reference} in the registry"
+                    ) from None
+                if patch.sdk_language != data.sdk_language:
+                    raise InvalidInput(
+                        "patch_reference",
+                        f"patch is for {patch.sdk_language.value}, the "
+                        f"simulation for {data.sdk_language.value}",
+                    )
+                if not patch.active:
+                    raise InvalidInput("patch_reference", "patch is not active")
+            return sim_store.insert(
+                conn,
+                tenant_type=data.tenant_type.value,
+                tenant_id=data.tenant_id,
+                name=data.name,
+                description=data.description,
+                sdk_language=data.sdk_language.value,
+                scenario=data.scenario,
+                patch_reference=data.patch_reference,
+                created_by=principal.actor,
+            )
+
+    def _simulation_row(
+        self, conn: Any, principal: Principal, simulation_id: UUID
+    ) -> dict[str, Any]:
+        row = sim_store.get(conn, simulation_id)
+        if row is None or not principal.sees(row["tenant_type"], row["tenant_id"]):
+            raise NotFound(f"simulation {simulation_id} not found")
+        return row
+
+    def get_simulation(self, principal: Principal, simulation_id: str | UUID) -> Simulation:
+        principal.require(Permission.READ, "read simulations")
+        sid = _uuid(simulation_id, "simulation_id")
+        with self.db.transaction() as conn:
+            return sim_store.to_simulation(self._simulation_row(conn, principal, sid))
+
+    def list_simulations(self, principal: Principal, limit: int = 100) -> list[Simulation]:
+        principal.require(Permission.READ, "read simulations")
+        with self.db.transaction() as conn:
+            rows = sim_store.list_scoped(
+                conn,
+                principal.tenant_type.value if principal.tenant_type else None,
+                principal.tenant_id,
+                limit,
+            )
+        return [sim_store.to_simulation(r) for r in rows]
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def launch_run(
+        self,
+        principal: Principal,
+        simulation_id: str | UUID,
+        seed: int,
+        idempotency_key: str | None = None,
+    ) -> LaunchResult:
+        principal.require(Permission.RUN, "launch runs")
+        sid = _uuid(simulation_id, "simulation_id")
+        with self.db.transaction() as conn:
+            self._simulation_row(conn, principal, sid)
+        launch = queue.launch_run(self.db, sid, seed, idempotency_key, principal.actor)
+        return LaunchResult(Run.model_validate(launch.run), launch.created)
+
+    def rerun(self, principal: Principal, run_id: str | UUID) -> LaunchResult:
+        """The same simulation with the same seed, as a new run."""
+        run = self.get_run(principal, run_id).run
+        return self.launch_run(principal, run.simulation_id, run.seed, None)
+
+    def _run_row(self, conn: Any, principal: Principal, run_id: UUID) -> dict[str, Any]:
+        row: dict[str, Any] | None = conn.execute(
+            f"SELECT {queue.RUN_COLUMNS} FROM sdk_simulation_runs WHERE id = %s", (run_id,)
+        ).fetchone()
+        if row is None or not principal.sees(row["tenant_type"], row["tenant_id"]):
+            raise NotFound(f"run {run_id} not found")
+        return row
+
+    def get_run(self, principal: Principal, run_id: str | UUID) -> RunDetail:
+        principal.require(Permission.READ, "read runs")
+        rid = _uuid(run_id, "run_id")
+        with self.db.transaction() as conn:
+            row = self._run_row(conn, principal, rid)
+            sim = sim_store.get(conn, row["simulation_id"])
+            entries = journal.entries(conn, run_id=rid)
+        assert sim is not None
+        return RunDetail(Run.model_validate(row), sim_store.to_simulation(sim), entries)
+
+    def list_runs(
+        self,
+        principal: Principal,
+        *,
+        status: RunStatus | None = None,
+        simulation_id: str | UUID | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        principal.require(Permission.READ, "read runs")
+        if not 1 <= limit <= 10_000:
+            raise InvalidInput("limit", "must be from 1 to 10000")
+        sid = _uuid(simulation_id, "simulation_id") if simulation_id is not None else None
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {queue.RUN_COLUMNS} FROM sdk_simulation_runs "
+                "WHERE (%(st)s::text IS NULL OR status = %(st)s) "
+                "AND (%(sid)s::uuid IS NULL OR simulation_id = %(sid)s) "
+                "AND (%(tt)s::text IS NULL OR tenant_type = %(tt)s) "
+                "AND (%(ti)s::text IS NULL OR tenant_id = %(ti)s) "
+                "ORDER BY run_at DESC LIMIT %(limit)s",
+                {
+                    "st": status.value if status else None,
+                    "sid": sid,
+                    "tt": principal.tenant_type.value if principal.tenant_type else None,
+                    "ti": principal.tenant_id,
+                    "limit": limit,
+                },
+            ).fetchall()
+        return [Run.model_validate(r) for r in rows]
+
+    def cancel_run(self, principal: Principal, run_id: str | UUID) -> Run:
+        principal.require(Permission.CANCEL, "cancel runs")
+        rid = _uuid(run_id, "run_id")
+        with self.db.transaction() as conn:
+            self._run_row(conn, principal, rid)
+        return Run.model_validate(queue.cancel_run(self.db, rid, principal.actor))
+
+    def read_log(
+        self, principal: Principal, run_id: str | UUID, after_seq: int = -1, limit: int = 5000
+    ) -> list[tuple[int, str]]:
+        principal.require(Permission.READ, "read run logs")
+        rid = _uuid(run_id, "run_id")
+        with self.db.transaction() as conn:
+            self._run_row(conn, principal, rid)
+            return queue.read_log(conn, rid, after_seq, limit)
+
+    # -- patches ----------------------------------------------------------------------------
+
+    def list_patches(
+        self, principal: Principal, *, language: str | None = None, include_inactive: bool = False
+    ) -> list[Patch]:
+        principal.require(Permission.READ, "read the patch registry")
+        with self.db.transaction() as conn:
+            return patch_store.list_all(conn, language=language, include_inactive=include_inactive)
+
+    def get_patch(self, principal: Principal, ref: str | UUID) -> Patch:
+        principal.require(Permission.READ, "read the patch registry")
+        with self.db.transaction() as conn:
+            return patch_store.get(conn, ref)
+
+    def add_patch(self, principal: Principal, data: dict[str, Any]) -> Patch:
+        principal.require(Permission.MANAGE_PATCHES, "add patches")
+        import uuid
+
+        payload = {"id": uuid.uuid4(), "source": PatchSource.OPS.value, **data}
+        if payload.get("source") == PatchSource.BUILTIN.value:
+            raise InvalidInput("patch.source", "builtin is reserved for shipped patches")
+        try:
+            patch = Patch.model_validate(payload)
+        except ValidationError as exc:
+            raise InvalidInput.from_validation("patch", exc) from None
+        if len(patch.patch_code) > 65536 or not patch.patch_code.strip():
+            raise InvalidInput("patch.patch_code", "must be 1 to 65536 characters")
+        with self.db.transaction() as conn:
+            if patch.slug:
+                clash = conn.execute(
+                    "SELECT 1 FROM sdk_self_healing_registry WHERE slug = %s", (patch.slug,)
+                ).fetchone()
+                if clash:
+                    raise InvalidInput("patch.slug", f"{patch.slug!r} is already taken")
+            return patch_store.insert(conn, patch, principal.actor)
+
+    # -- approvals --------------------------------------------------------------------------
+
+    def list_approvals(
+        self, principal: Principal, *, status: ApprovalStatus | None = None, limit: int = 100
+    ) -> list[Approval]:
+        principal.require(Permission.READ, "read approvals")
+        with self.db.transaction() as conn:
+            return approvals.list_scoped(
+                conn,
+                status=status,
+                tenant_type=principal.tenant_type.value if principal.tenant_type else None,
+                tenant_id=principal.tenant_id,
+                limit=limit,
+            )
+
+    def approve_patch(
+        self, principal: Principal, run_id: str | UUID, notes: str | None
+    ) -> Approval:
+        principal.require(Permission.APPROVE, "approve patches")
+        rid = _uuid(run_id, "run_id")
+        with self.db.transaction() as conn:
+            self._run_row(conn, principal, rid)
+            return approvals.decide(
+                conn,
+                rid,
+                principal.actor,
+                ApprovalStatus.APPROVED,
+                notes,
+                require_distinct=self.settings.require_distinct_approver,
+            )
+
+    def reject_patch(self, principal: Principal, run_id: str | UUID, notes: str | None) -> Approval:
+        principal.require(Permission.APPROVE, "reject patches")
+        rid = _uuid(run_id, "run_id")
+        if not notes or not notes.strip():
+            raise InvalidInput("approval_notes", "a rejection needs a note saying why")
+        with self.db.transaction() as conn:
+            self._run_row(conn, principal, rid)
+            return approvals.decide(
+                conn,
+                rid,
+                principal.actor,
+                ApprovalStatus.REJECTED,
+                notes,
+                require_distinct=self.settings.require_distinct_approver,
+            )
+
+    # -- journal ----------------------------------------------------------------------------
+
+    def verify_journal(self, principal: Principal) -> journal.Verification:
+        principal.require(Permission.READ, "read the journal")
+        return journal.verify(self.db)
+
+    # -- API tokens -------------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> Principal:
+        """The principal an API bearer token stands for (tokens.Unauthenticated if none)."""
+        return tokens.authenticate(self.db, token)
+
+    def create_token(
+        self,
+        principal: Principal,
+        role: Role | str,
+        *,
+        tenant_type: TenantType | str | None = None,
+        tenant_id: str | None = None,
+        name: str | None = None,
+        identity: str | None = None,
+    ) -> tokens.CreatedToken:
+        principal.require(Permission.ADMIN, "manage API tokens")
+        with self.db.transaction() as conn:
+            return tokens.create(
+                conn,
+                role,
+                tenant_type=tenant_type,
+                tenant_id=tenant_id,
+                name=name,
+                identity=identity,
+                created_by=principal.actor,
+            )
+
+    def list_tokens(self, principal: Principal) -> list[tokens.TokenInfo]:
+        principal.require(Permission.ADMIN, "manage API tokens")
+        with self.db.transaction() as conn:
+            return tokens.list_all(conn)
+
+    def revoke_token(self, principal: Principal, ref: str | UUID) -> tuple[tokens.TokenInfo, bool]:
+        """Revoke by id (or unique prefix); the bool says whether it was still active."""
+        principal.require(Permission.ADMIN, "manage API tokens")
+        with self.db.transaction() as conn:
+            return tokens.revoke(conn, ref)
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def dashboard_metrics(self) -> metrics.MetricsSnapshot:
+        """Installation-wide counts for Prometheus and the dashboard's tiles.
+
+        No principal: these are aggregates that name no tenant and no resource, read by a
+        scraper that holds no token (the runbook's `curl .../api/simulator/metrics`).
+        """
+        with self.db.transaction() as conn:
+            return metrics.read_snapshot(conn)
+
+    # -- dashboard --------------------------------------------------------------------------
+
+    def dashboard(self, principal: Principal) -> DashboardSnapshot:
+        """Queue, rates, recent runs, pending approvals, KPIs and alerts, in the caller's scope."""
+        principal.require(Permission.READ, "read the dashboard")
+        with self.db.transaction() as conn:
+            return build_snapshot(conn, principal)
+
+
+def open_local(
+    settings: Settings, principal: Principal | None = None
+) -> tuple[SimulatorService, Principal]:
+    return SimulatorService(settings).start(), principal or local_principal()

@@ -1,0 +1,105 @@
+"""The process sandbox backend: refusing without isolation, the contract, the log caps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+
+import pytest
+
+from simcore.errors import InvalidInput
+from simcore.model import Patch, RunStatus
+from simcore.patches import default_patch
+from simcore.runner import run_simulation
+from simcore.sandbox.base import (
+    Sandbox,
+    SandboxBackend,
+    SandboxSpec,
+    SandboxStartError,
+    SandboxUnavailable,
+)
+from simcore.sandbox.logs import MAX_LOG_LINES, clean_line
+from simcore.sandbox.process import ProcessBackend
+from simcore.templates import TEMPLATES
+
+SCENARIO = TEMPLATES["timeout"].scenario.model_copy(update={"total_requests": 5})
+
+
+def test_backend_and_sandbox_keep_the_protocol(backend: ProcessBackend) -> None:
+    assert isinstance(backend, SandboxBackend)
+    sandbox = backend.start(SandboxSpec("python", 10_000))
+    try:
+        assert isinstance(sandbox, Sandbox)
+        sandbox.send(b'{"type":"hello","protocol":1,"config":{},"patch":null}\n')
+        ready = json.loads(sandbox.recv())
+        assert ready["type"] == "ready" and ready["sdk"].startswith("simpay-python/")
+    finally:
+        exit_info = sandbox.close()
+    assert not exit_info.deadline_hit
+    assert sandbox.close() is exit_info  # idempotent
+
+
+def test_isolation_that_is_not_there_is_refused_with_the_reason() -> None:
+    if shutil.which("bwrap"):
+        pytest.skip("bubblewrap is installed here")
+    backend = ProcessBackend(isolation="bwrap")
+    with pytest.raises(SandboxUnavailable, match=r"bwrap: bwrap not found.*--unsafe-no-isolation"):
+        backend.check()
+    with pytest.raises(SandboxUnavailable):
+        run_simulation(SCENARIO, "python", 1, None, backend)
+
+
+def test_unknown_isolation_and_language_are_refused() -> None:
+    with pytest.raises(SandboxUnavailable, match="unknown isolation 'chroot'"):
+        ProcessBackend(isolation="chroot")
+    with pytest.raises(SandboxStartError, match="no SDK runner for language 'php'"):
+        ProcessBackend().start(SandboxSpec("php"))
+
+
+def test_unsafe_mode_says_so() -> None:
+    assert "WITHOUT isolation" in ProcessBackend(unsafe_no_isolation=True).check()
+
+
+def test_languages_without_a_runner_end_in_error_not_an_exception(backend: ProcessBackend) -> None:
+    report = run_simulation(SCENARIO, "php", 1, None, backend)
+    assert report.status is RunStatus.ERROR
+    assert report.reasons == ("no SDK runner for php yet",)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**63}, "seed"),
+        ({"language": "cobol"}, "language"),
+        ({"patch": default_patch("timeout", "node")}, "patch"),
+        ({"max_run_time_ms": 0}, "max_run_time_ms"),
+    ],
+)
+def test_bad_arguments_name_the_field(
+    backend: ProcessBackend, kwargs: dict[str, object], field: str
+) -> None:
+    args: dict[str, object] = {"scenario": SCENARIO, "language": "python", "seed": 1,
+                               "patch": None, "backend": backend}  # fmt: skip
+    args.update(kwargs)
+    with pytest.raises(InvalidInput) as caught:
+        run_simulation(**args)  # type: ignore[arg-type]
+    assert caught.value.field == field
+
+
+def test_log_lines_are_cleaned() -> None:
+    assert clean_line(b"\x1b[31mred\x1b[0m\ttab\r\n") == "\ufffd[31mred\ufffd[0m    tab"
+    assert len(clean_line(b"x" * 10_000)) == 2_000
+
+
+def test_a_flood_on_stderr_is_capped_and_the_run_goes_on(backend: ProcessBackend) -> None:
+    code = "import sys\nsys.stderr.write('spam\\n' * 50000)\nctx.retry()\n"
+    patch = Patch(id=uuid.uuid4(), sdk_language="python", error_signature="timeout",
+                  patch_code=code)  # fmt: skip
+    lines: list[str] = []
+    scenario = SCENARIO.model_copy(update={"error_frequency": 1.0, "total_requests": 2})
+    report = run_simulation(scenario, "python", 1, patch, backend, on_log=lines.append)
+    assert report.status is RunStatus.SUCCESS
+    assert report.log_truncated
+    assert len(lines) == MAX_LOG_LINES + 1 and lines[-1].startswith("[log truncated")

@@ -1,0 +1,232 @@
+"""The queue: idempotent launches, one-statement claims, leases, attempts, cancel, purge."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from simcore import queue
+from simcore.config import Settings
+from simcore.errors import Conflict, InvalidInput, NotFound
+from simcore.model import RunStatus
+from simcore.service import SimulatorService
+from tests.queueing.helpers import OPS, make_simulation
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[SimulatorService]:
+    with SimulatorService(settings.model_copy(update={"db_pool_max": 60})) as svc:
+        yield svc
+
+
+def _actions(service: SimulatorService, run_id: Any) -> list[str]:
+    return [e.action for e in service.get_run(OPS, run_id).journal]
+
+
+def test_same_key_same_run_and_conflict_on_other_seed(service: SimulatorService) -> None:
+    sim = make_simulation(service)
+    first = service.launch_run(OPS, sim.id, 12345, "ops-test-001")
+    again = service.launch_run(OPS, sim.id, 12345, "ops-test-001")
+    assert first.created and not again.created
+    assert again.run.id == first.run.id
+    with pytest.raises(Conflict, match=r"ops-test-001.*already used"):
+        service.launch_run(OPS, sim.id, 999, "ops-test-001")
+    other = make_simulation(service)
+    with pytest.raises(Conflict):
+        service.launch_run(OPS, other.id, 12345, "ops-test-001")
+    assert _actions(service, first.run.id) == ["queued"]
+
+
+def test_key_is_scoped_to_the_tenant(service: SimulatorService) -> None:
+    a = make_simulation(service, tenant_type="merchant", tenant_id="m-1")
+    b = make_simulation(service, tenant_type="merchant", tenant_id="m-2")
+    ra = service.launch_run(OPS, a.id, 1, "same-key")
+    rb = service.launch_run(OPS, b.id, 1, "same-key")
+    assert ra.created and rb.created and ra.run.id != rb.run.id
+
+
+def test_fifty_concurrent_launches_with_one_key_make_one_run(service: SimulatorService) -> None:
+    sim = make_simulation(service)
+    barrier = threading.Barrier(50)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def launch() -> None:
+        try:
+            barrier.wait()
+            results.append(service.launch_run(OPS, sim.id, 7, "storm-key"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=launch) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len({r.run.id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    assert len(service.list_runs(OPS, simulation_id=sim.id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("seed", "key", "field"),
+    [
+        (-1, None, "seed"),
+        (2**63, None, "seed"),
+        (1, "", "idempotency_key"),
+        (1, "x" * 256, "idempotency_key"),
+        (1, "bad\nkey", "idempotency_key"),
+    ],
+)
+def test_launch_input_is_validated(
+    service: SimulatorService, seed: int, key: str | None, field: str
+) -> None:
+    sim = make_simulation(service)
+    with pytest.raises(InvalidInput) as info:
+        service.launch_run(OPS, sim.id, seed, key)
+    assert info.value.field == field
+
+
+def test_unknown_simulation_and_bad_id(service: SimulatorService) -> None:
+    with pytest.raises(NotFound):
+        service.launch_run(OPS, "00000000-0000-4000-8000-000000000000", 1)
+    with pytest.raises(InvalidInput, match="simulation_id: not a valid id"):
+        service.launch_run(OPS, "SIM_ID", 1)
+
+
+def test_claims_oldest_first_and_never_twice(service: SimulatorService) -> None:
+    sim = make_simulation(service)
+    ids = [service.launch_run(OPS, sim.id, i).run.id for i in range(3)]
+    got = [
+        queue.claim(service.db, "w1"),
+        queue.claim(service.db, "w2"),
+        queue.claim(service.db, "w1"),
+        queue.claim(service.db, "w3"),
+    ]
+    assert [g["id"] for g in got[:3] if g] == ids
+    assert got[3] is None
+    assert _actions(service, ids[0]) == ["queued", "started"]
+
+
+def _expire(db_url: str, run_id: Any) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE sdk_simulation_runs SET lease_until = now() - interval '1 second'"
+            " WHERE id = %s",
+            (run_id,),
+        )
+
+
+def test_expired_lease_is_reclaimed_then_given_up(service: SimulatorService, db_url: str) -> None:
+    sim = make_simulation(service)
+    run_id = service.launch_run(OPS, sim.id, 1).run.id
+    for attempt, worker in enumerate(["w1", "w2", "w3"], start=1):
+        row = queue.claim(service.db, worker)
+        assert row is not None and row["id"] == run_id and row["attempts"] == attempt
+        _expire(db_url, run_id)
+    assert queue.claim(service.db, "w4") is None
+    detail = service.get_run(OPS, run_id)
+    assert detail.run.status is RunStatus.ERROR
+    assert "gave up after 3 attempts" in (detail.run.error_message or "")
+    journal = [(e.action, e.details.get("reclaimed_from")) for e in detail.journal]
+    assert journal == [
+        ("queued", None),
+        ("started", None),
+        ("started", "w1"),
+        ("started", "w2"),
+        ("error", None),
+    ]
+    # The old owner's late result is refused.
+    assert not queue.finish(service.db, run_id, "w3", queue.Outcome(RunStatus.SUCCESS))
+
+
+def test_renew_and_finish_only_by_the_owner(service: SimulatorService) -> None:
+    sim = make_simulation(service)
+    run_id = service.launch_run(OPS, sim.id, 1).run.id
+    queue.claim(service.db, "w1", timedelta(seconds=5))
+    assert queue.renew(service.db, run_id, "w1").held
+    assert not queue.renew(service.db, run_id, "w2").held
+    outcome = queue.Outcome(
+        RunStatus.SUCCESS, metrics={"success_rate": 0.97}, reasons=("97.0% >= threshold 85.0%",)
+    )
+    assert queue.finish(service.db, run_id, "w1", outcome)
+    run = service.get_run(OPS, run_id).run
+    assert run.status is RunStatus.SUCCESS and run.lease_until is None
+    assert run.completed_at is not None and run.metrics == {"success_rate": 0.97}
+    assert not queue.renew(service.db, run_id, "w1").held
+
+
+def test_cancel_queued_and_running(service: SimulatorService) -> None:
+    sim = make_simulation(service)
+    queued = service.launch_run(OPS, sim.id, 1).run.id
+    running = service.launch_run(OPS, sim.id, 2).run.id
+    assert queue.claim(service.db, "w1")["id"] == queued  # type: ignore[index]
+    service.cancel_run(OPS, queued)  # now running: a request to its worker
+    assert queue.renew(service.db, queued, "w1").cancel_requested
+    service.cancel_run(OPS, running)  # still queued: cancelled at once
+    assert service.get_run(OPS, running).run.status is RunStatus.CANCELLED
+    with pytest.raises(Conflict, match="already cancelled"):
+        service.cancel_run(OPS, running)
+    assert queue.claim(service.db, "w2") is None
+
+
+def test_purge_ends_old_unfinished_runs(service: SimulatorService, db_url: str) -> None:
+    sim = make_simulation(service)
+    old = service.launch_run(OPS, sim.id, 1).run.id
+    new = service.launch_run(OPS, sim.id, 2).run.id
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE sdk_simulation_runs SET run_at = now() - interval '25 hours' WHERE id = %s",
+            (old,),
+        )
+    assert queue.purge_stale(service.db) == 1
+    assert service.get_run(OPS, old).run.status is RunStatus.TIMEOUT
+    assert service.get_run(OPS, new).run.status is RunStatus.QUEUED
+    assert _actions(service, old) == ["queued", "timeout"]
+
+
+def test_release_gives_the_run_back_without_spending_an_attempt(service: SimulatorService) -> None:
+    sim = make_simulation(service)
+    run_id = service.launch_run(OPS, sim.id, 1).run.id
+    queue.claim(service.db, "w1")
+    assert queue.release(service.db, run_id, "w1", "worker shutting down")
+    run = service.get_run(OPS, run_id).run
+    assert run.status is RunStatus.QUEUED and run.attempts == 0 and run.worker_id is None
+    assert queue.claim(service.db, "w2")["attempts"] == 1  # type: ignore[index]
+
+
+def test_log_batches_are_stored_in_order(service: SimulatorService) -> None:
+    sim = make_simulation(service)
+    run_id = service.launch_run(OPS, sim.id, 1).run.id
+    queue.append_log(service.db, run_id, 0, ["a", "b"])
+    queue.append_log(service.db, run_id, 2, ["c"])
+    queue.append_log(service.db, run_id, 2, ["c"])  # a retried batch is not duplicated
+    assert service.read_log(OPS, run_id) == [(0, "a"), (1, "b"), (2, "c")]
+    assert service.read_log(OPS, run_id, after_seq=1) == [(2, "c")]
+    assert service.get_run(OPS, run_id).run.log_lines == 3
+
+
+def test_change_notifications(service: SimulatorService) -> None:
+    from simcore.events import RUNS_CHANNEL, Event, Listener
+
+    got: list[Event] = []
+    listener = Listener(service.db, [RUNS_CHANNEL], got.append, tick_seconds=0.1).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not listener.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sim = make_simulation(service)
+        run_id = service.launch_run(OPS, sim.id, 1).run.id
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        listener.stop()
+    assert got and got[0].payload["id"] == str(run_id)
+    assert got[0].payload["status"] == "queued"
