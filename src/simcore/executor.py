@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from simcore import queue
+from simcore import queue, sira
 from simcore.config import Settings
 from simcore.errors import SimError
 from simcore.model import JournalAction, RunStatus
 from simcore.runner import run_simulation
 from simcore.sandbox.base import Sandbox, SandboxBackend, SandboxSpec
-from simcore.worker import RunContext
+from simcore.store import Database
+from simcore.worker import RunContext, Worker
 
 
 class _TrackingBackend:
@@ -132,6 +133,15 @@ class SandboxExecutor:
                 ),
             )
         error = "; ".join(report.reasons) if report.status is RunStatus.ERROR else None
+        anonymized: tuple[dict[str, Any], ...] = ()
+        if report.error_events:
+            # Only a signature, a frequency and a hash of the redacted context leave here.
+            records = sira.anonymize_errors(
+                report.error_events,
+                total_requests=ctx.simulation.scenario.total_requests,
+                sdk_language=ctx.simulation.sdk_language,
+            )
+            anonymized = tuple(r.to_row() for r in records)
         return queue.Outcome(
             report.status,
             metrics=report.metrics or None,
@@ -141,8 +151,17 @@ class SandboxExecutor:
             simulator_version=report.simulator_version,
             events=events,
             report=report.to_dict(),
+            anonymized_errors=anonymized,
         )
 
 
 def make_executor(settings: Settings) -> SandboxExecutor:
     return SandboxExecutor(select_backend(settings))
+
+
+def make_worker(settings: Settings, db: Database, **kwargs: Any) -> Worker:
+    """A worker wired as configured: sandbox backend, artifact store, run time limit."""
+    from simcore.artifacts import open_store
+
+    kwargs.setdefault("max_run_time_ms", settings.max_run_time_ms)
+    return Worker(db, make_executor(settings), artifacts=open_store(settings), **kwargs)

@@ -217,6 +217,7 @@ class Run(BaseModel):
     log_lines: int = 0
     log_bytes: int = 0
     log_truncated: bool = False
+    artifact_error: str | None = None
 
     @property
     def duration_ms(self) -> int | None:

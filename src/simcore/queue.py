@@ -27,7 +27,7 @@ RUN_COLUMNS = (
     "id, simulation_id, tenant_type, tenant_id, idempotency_key, seed, status, patch_id, "
     "metrics, reasons, artifact_s3_key, run_at, started_at, completed_at, worker_id, "
     "lease_until, attempts, max_attempts, cancel_requested, error_message, sandbox_backend, "
-    "simulator_version, launched_by, log_lines, log_bytes, log_truncated"
+    "simulator_version, launched_by, log_lines, log_bytes, log_truncated, artifact_error"
 )
 
 
@@ -219,6 +219,9 @@ class Outcome:
     """Journal entries the run produced on its way (applied_patch, rollback, killed...)."""
     report: dict[str, Any] | None = None
     """The full report, archived beside the log."""
+    anonymized_errors: tuple[dict[str, Any], ...] = ()
+    """Rows for ``sdk_anonymized_errors`` (already anonymized: no raw context)."""
+    artifact_error: str | None = None
 
 
 _FINAL_ACTION = {
@@ -240,6 +243,7 @@ def finish(db: Database, run_id: UUID, worker_id: str, outcome: Outcome) -> bool
         row = conn.execute(
             "UPDATE sdk_simulation_runs SET status = %s, metrics = %s, reasons = %s, "
             "error_message = %s, artifact_s3_key = coalesce(%s, artifact_s3_key), "
+            "artifact_error = %s, "
             "sandbox_backend = %s, simulator_version = %s, completed_at = now() "
             "WHERE id = %s AND worker_id = %s AND status = 'running' "
             "RETURNING simulation_id, patch_id, tenant_type, tenant_id, launched_by",
@@ -249,6 +253,7 @@ def finish(db: Database, run_id: UUID, worker_id: str, outcome: Outcome) -> bool
                 Jsonb(list(outcome.reasons)),
                 outcome.error_message,
                 outcome.artifact_key,
+                outcome.artifact_error,
                 outcome.sandbox_backend,
                 outcome.simulator_version,
                 run_id,
@@ -271,6 +276,10 @@ def finish(db: Database, run_id: UUID, worker_id: str, outcome: Outcome) -> bool
             details["success_rate"] = outcome.metrics.get("success_rate")
         if outcome.error_message:
             details["error"] = outcome.error_message
+        if outcome.artifact_key:
+            details["artifact"] = outcome.artifact_key
+        if outcome.artifact_error:
+            details["archive_missing"] = outcome.artifact_error
         journal.append(
             conn,
             _FINAL_ACTION[outcome.status],
@@ -279,6 +288,23 @@ def finish(db: Database, run_id: UUID, worker_id: str, outcome: Outcome) -> bool
             simulation_id=row["simulation_id"],
             details=details,
         )
+        if outcome.anonymized_errors:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO sdk_anonymized_errors (run_id, error_signature, category, "
+                    "sdk_language, frequency, context_hash) VALUES (%s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            run_id,
+                            e["error_signature"],
+                            e["category"],
+                            e["sdk_language"],
+                            e["frequency"],
+                            e["context_hash"],
+                        )
+                        for e in outcome.anonymized_errors
+                    ],
+                )
         if outcome.status is RunStatus.SUCCESS and row["patch_id"] is not None:
             conn.execute(
                 "INSERT INTO sdk_patch_approvals (simulation_run_id, patch_id, tenant_type, "

@@ -45,6 +45,8 @@ class Report:
     sandbox: str = field(default="", compare=False)
     log_lines: int = field(default=0, compare=False)
     log_truncated: bool = field(default=False, compare=False)
+    error_events: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
+    """Raw error responses of the baseline phase, for anonymization only (never serialized)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,4 +154,5 @@ def run_simulation(
         events=result.events.to_json(),
         log_lines=exit_info.log_lines if exit_info else 0,
         log_truncated=exit_info.log_truncated if exit_info else False,
+        error_events=tuple(result.error_events),
     )

@@ -7,10 +7,13 @@ Authorization and tenant scope are enforced here, once. Another tenant's resourc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from simcore.sira_export import ExportResult
 
 from simcore import approvals, journal, metrics, queue, tokens
 from simcore.approvals import Approval
@@ -335,6 +338,36 @@ class SimulatorService:
                 notes,
                 require_distinct=self.settings.require_distinct_approver,
             )
+
+    # -- artifacts and SIRA -----------------------------------------------------------------
+
+    def get_artifact(self, principal: Principal, run_id: str | UUID, kind: str = "log"
+                     ) -> bytes:
+        """The archived ``<run_id>.log`` (kind ``log``) or ``<run_id>.report.json``."""
+        from simcore.artifacts import open_store, run_keys
+
+        principal.require(Permission.READ, "read run artifacts")
+        if kind not in ("log", "report"):
+            raise InvalidInput("kind", "must be log or report")
+        rid = _uuid(run_id, "run_id")
+        with self.db.transaction() as conn:
+            row = self._run_row(conn, principal, rid)
+        if row["artifact_s3_key"] is None:
+            why = row.get("artifact_error") or (
+                "the run has not finished" if not RunStatus(row["status"]).terminal
+                else "nothing was archived for this run")
+            raise NotFound(f"run {rid} has no archived artifacts: {why} "
+                           f"(the log is in the database: simcore runs logs {rid})")
+        log_key, report_key = run_keys(str(rid))
+        return open_store(self.settings).get_bytes(log_key if kind == "log" else report_key)
+
+    def export_sira(self, principal: Principal) -> ExportResult:
+        """Send the anonymized errors not yet exported as one batch; journaled."""
+        from simcore.artifacts import open_store
+        from simcore.sira_export import export_pending
+
+        principal.require(Permission.EXPORT_SIRA, "export to SIRA")
+        return export_pending(self.db, open_store(self.settings), principal.actor)
 
     # -- journal ----------------------------------------------------------------------------
 

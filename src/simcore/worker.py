@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -23,6 +23,7 @@ from uuid import UUID
 import psycopg
 
 from simcore import queue
+from simcore.artifacts import ArtifactStore, archive_run
 from simcore.errors import DatabaseUnavailable, SimError
 from simcore.events import RUNS_CHANNEL, Event, Listener
 from simcore.model import Patch, RunStatus, Simulation
@@ -135,6 +136,7 @@ class Worker:
         flush_seconds: float = 0.2,
         exit_when_idle: bool = False,
         on_event: Callable[[str], None] | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -149,6 +151,7 @@ class Worker:
         self.purge_every_seconds = purge_every_seconds
         self.flush_seconds = flush_seconds
         self.exit_when_idle = exit_when_idle
+        self.artifacts = artifacts
         self.on_event = on_event or (lambda msg: _log.info("%s", msg))
         self.stopping = threading.Event()
         self._wake = threading.Condition()
@@ -278,7 +281,13 @@ class Worker:
                 with self._wake:
                     self._wake.wait(self.poll_seconds)
                 continue
-            self._execute(row)
+            try:
+                self._execute(row)
+            except Exception:
+                # The run keeps its lease until it lapses, then the claim takes it back
+                # (bounded by its attempts); this slot goes on with the queue.
+                _log.exception("worker slot failed on run %s", row["id"])
+                self.say(f"run {row['id']}: internal error, left for the lease to expire")
 
     def _load(self, row: dict[str, Any]) -> tuple[Simulation, Patch | None]:
         with self.db.transaction() as conn:
@@ -324,6 +333,7 @@ class Worker:
             if ctx.cancel_reason == "lost":
                 self.say(f"run {run_id}: lease lost, another worker owns it now")
                 return
+            outcome = self._archive(ctx, outcome)
             if outcome.status is RunStatus.TIMEOUT:
                 self.say(
                     f"run {run_id} timeout: killed after {self.max_run_time_ms} ms "
@@ -341,6 +351,24 @@ class Worker:
             flusher_stop.set()
             with self._in_hand_lock:
                 self._in_hand.pop(run_id, None)
+
+    def _archive(self, ctx: RunContext, outcome: queue.Outcome) -> queue.Outcome:
+        """Store ``<run_id>.log`` and ``<run_id>.report.json``; a failure never loses the run."""
+        if self.artifacts is None:
+            return outcome
+        report = outcome.report or {
+            "status": outcome.status.value,
+            "reasons": list(outcome.reasons),
+            "error": outcome.error_message,
+        }
+        result = archive_run(self.artifacts, str(ctx.run_id), ctx.log.text(), report)
+        if result.archived:
+            return replace(outcome, artifact_key=result.log_location)
+        self.say(
+            f"run {ctx.run_id}: archive missing ({result.missing_reason}); the log stays "
+            "in the database"
+        )
+        return replace(outcome, artifact_error=result.missing_reason)
 
     # -- logs and heartbeats ----------------------------------------------------------------
 

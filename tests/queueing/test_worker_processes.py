@@ -180,7 +180,7 @@ def test_workers_survive_a_database_restart(embedded_env: dict[str, str]) -> Non
     url = simcore("db", "url")
     settings = Settings(database_url=url, data_dir=Path(embedded_env["SIMTUI_DATA_DIR"]))
     with SimulatorService(settings) as service:
-        sim = _simulation(service, TINY.model_copy(update={"total_requests": 100}))
+        sim = _simulation(service, TINY.model_copy(update={"total_requests": 400}))
         for seed in range(40):
             service.launch_run(OPS, sim.id, seed)
     procs = _workers(embedded_env, 2)
@@ -194,6 +194,9 @@ def test_workers_survive_a_database_restart(embedded_env: dict[str, str]) -> Non
             if done and done[0] >= 5:
                 break
             time.sleep(0.2)
+        with psycopg.connect(url) as conn:
+            left = conn.execute("SELECT count(*) FROM sdk_simulation_runs "
+                                "WHERE status IN ('queued', 'running')").fetchone()
         assert "stopped" in simcore("db", "stop")
         time.sleep(3)
         simcore("db", "status")  # starts the embedded server again
@@ -204,4 +207,6 @@ def test_workers_survive_a_database_restart(embedded_env: dict[str, str]) -> Non
     assert statuses == Counter({"success": 40}), logs
     assert set(final.values()) == {1} and len(final) == 40
     assert set(started.values()) == {1}
-    assert any("database unavailable" in log for log in logs)
+    # The restart happened with work still in hand (the pool reconnects transparently, so
+    # workers need not even notice).
+    assert left is not None and left[0] > 0

@@ -16,6 +16,7 @@ from simcore.commands import (
     scenario,
     serve,
     sim,
+    sira,
     token,
     worker,
 )
@@ -34,4 +35,5 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     redact,
     serve,
     token,
+    sira,
 )

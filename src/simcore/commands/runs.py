@@ -6,13 +6,15 @@ import argparse
 import sys
 import threading
 import time
+from pathlib import Path
 from uuid import UUID
 
 from simcore import queue
 from simcore.auth import Principal
 from simcore.commands._common import age, local_service, percent, print_json, table
-from simcore.model import Run, RunStatus
+from simcore.errors import InvalidInput
 from simcore.facade import Simulator
+from simcore.model import Run, RunStatus
 from simcore.service import RunDetail, SimulatorService
 
 
@@ -38,6 +40,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--follow", "-f", action="store_true", help="keep printing new lines until the run ends"
     )
     logs.set_defaults(handler=_logs)
+
+    artifact = cmds.add_parser("artifact", help="fetch the archived log (or report) of a run")
+    artifact.add_argument("run_id")
+    artifact.add_argument("--report", action="store_true", help="the report JSON, not the log")
+    artifact.add_argument("--out", type=Path, help="write to this file (default: stdout)")
+    artifact.set_defaults(handler=_artifact)
 
     cancel = cmds.add_parser("cancel", help="cancel a queued or running run")
     cancel.add_argument("run_id")
@@ -159,6 +167,22 @@ def _logs(args: argparse.Namespace) -> int:
             time.sleep(0.3)
 
 
+def _artifact(args: argparse.Namespace) -> int:
+    with local_service() as (service, who):
+        if not isinstance(service, SimulatorService):
+            raise InvalidInput("artifact", "fetching artifacts needs local mode for now")
+        data = service.get_artifact(who, args.run_id, "report" if args.report else "log")
+    if args.out:
+        try:
+            args.out.write_bytes(data)
+        except OSError as exc:
+            raise InvalidInput("out", f"cannot write {args.out}: {exc.strerror}") from None
+        print(f"{args.out}: {len(data)} bytes")
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
 def _cancel(args: argparse.Namespace) -> int:
     with local_service() as (service, who):
         run = service.cancel_run(who, args.run_id)
@@ -174,16 +198,11 @@ def wait_for(service: Simulator, who: Principal, run_id: UUID, poll_seconds: flo
         with service.db.transaction() as conn:
             alive = queue.live_workers(conn)
         if not alive:
-            from simcore.executor import make_executor
-            from simcore.worker import Worker
+            from simcore.executor import make_worker
 
             print("no worker is running: executing the run here", file=sys.stderr)
-            worker = Worker(
-                service.db,
-                make_executor(service.settings),
-                max_run_time_ms=service.settings.max_run_time_ms,
-                poll_seconds=0.2,
-                on_event=lambda msg: None,
+            worker = make_worker(
+                service.settings, service.db, poll_seconds=0.2, on_event=lambda msg: None
             )
             thread = threading.Thread(target=worker.run, name="local-worker", daemon=True)
             thread.start()

@@ -47,18 +47,16 @@ def _worker(args: argparse.Namespace) -> int:
         format="%(asctime)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
-    from simcore.executor import make_executor
-    from simcore.worker import Worker
+    from simcore.executor import make_worker
 
     settings = load_settings()
     service = SimulatorService(settings).start()
-    worker = Worker(
+    worker = make_worker(
+        settings,
         service.db,
-        make_executor(settings),
         worker_id=args.worker_id,
         concurrency=args.concurrency,
         lease=timedelta(seconds=args.lease_seconds),
-        max_run_time_ms=settings.max_run_time_ms,
         grace_seconds=args.grace_seconds,
         exit_when_idle=args.exit_when_idle,
     )

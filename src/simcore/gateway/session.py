@@ -91,6 +91,12 @@ class SessionResult:
     metrics: dict[str, Any]
     events: EventLog
     exit: SandboxExit | None = None
+    error_events: list[dict[str, Any]] = field(default_factory=list)
+    """Error responses the SDK met in the baseline phase, raw (personal data included): they
+    feed the anonymized signatures for SIRA and must never be stored or sent as they are."""
+
+
+MAX_ERROR_EVENTS = 2000
 
 
 def _patch_wire(patch: Patch | None) -> dict[str, Any] | None:
@@ -117,6 +123,7 @@ class Session:
         self.events = EventLog()
         self.phases: list[PhaseOutcome] = []
         self.patch_errors: list[str] = []
+        self.error_events: list[dict[str, Any]] = []
         self.rolled_back = False
         self.ready = False
         self._slots: list[_Slot] = []
@@ -239,6 +246,12 @@ class Session:
                         need_int(msg, "timeout_ms", 1, MAX_TIMEOUT_MS),
                     )
                     send(_resp_line(op_id, attempts, response, server.local_now()))
+                    if (
+                        name == BASELINE
+                        and (response.status >= 400 or response.timed_out)
+                        and len(self.error_events) < MAX_ERROR_EVENTS
+                    ):
+                        self.error_events.append(_error_event(msg, response))
                 elif kind == "done":
                     ok = msg.get("ok")
                     if type(ok) is not bool:
@@ -362,7 +375,22 @@ class Session:
             reasons = (*reasons, f"last log line: {exit_info.log_tail[-1]}")
         if exit_info.deadline_hit and status is not RunStatus.TIMEOUT:
             status, reasons = RunStatus.TIMEOUT, ("run exceeded max_run_time_ms (killed)",)
-        return SessionResult(status, reasons, metrics, self.events, exit_info)
+        return SessionResult(status, reasons, metrics, self.events, exit_info,
+                             self.error_events)  # fmt: skip
+
+
+def _error_event(request: dict[str, Any], response: HttpResponse) -> dict[str, Any]:
+    """What the SDK saw of one failed request, as the SIRA signature code reads it."""
+    body: dict[str, Any] = response.body if isinstance(response.body, dict) else {}
+    raw_error = body.get("error")
+    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+    return {
+        "code": "timeout" if response.timed_out else str(error.get("code") or "http_error"),
+        "status": 0 if response.timed_out else response.status,
+        "body": body,
+        "headers": dict(response.headers),
+        "request": {"path": request.get("path"), "body": request.get("body")},
+    }
 
 
 def _resp_line(op_id: str, attempt: int, response: HttpResponse, now_ms: int) -> bytes:

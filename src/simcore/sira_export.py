@@ -1,0 +1,72 @@
+"""Sending anonymized error signatures to SIRA: one batch, stored, then flagged exported.
+
+The batch document is written to the artifact store (``sira/<batch_id>.json``) before the rows
+are flagged, in one transaction that holds the rows: if the store fails, nothing is flagged
+and the next export sends them again; two exports at once never send a row twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from simcore import journal, sira
+from simcore.artifacts import ArtifactStore, validate_key
+from simcore.model import JournalAction
+from simcore.store import Database
+
+MAX_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    batch_id: uuid.UUID | None
+    count: int
+    location: str | None
+    document: dict[str, Any] | None
+
+
+def export_pending(
+    db: Database, store: ArtifactStore, actor: str, *, limit: int = MAX_BATCH
+) -> ExportResult:
+    with db.transaction() as conn:
+        rows = conn.execute(
+            "SELECT id, error_signature, category, sdk_language, frequency, context_hash "
+            "FROM sdk_anonymized_errors WHERE NOT exported_to_sira "
+            "ORDER BY created_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
+            (limit,),
+        ).fetchall()
+        if not rows:
+            return ExportResult(None, 0, None, None)
+        batch_id = uuid.uuid4()
+        document = sira.build_export_batch(rows, batch_id=batch_id)
+        payload = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        key = validate_key(f"sira/{batch_id}.json")
+        store.put_bytes(key, payload, content_type="application/json")
+        location = store.location(key)
+        digest = hashlib.sha256(payload).hexdigest()
+        conn.execute(
+            "INSERT INTO sdk_sira_exports (id, created_by, row_count, payload_sha256, "
+            "destination) VALUES (%s, %s, %s, %s, %s)",
+            (batch_id, actor, len(rows), digest, location),
+        )
+        conn.execute(
+            "UPDATE sdk_anonymized_errors SET exported_to_sira = true, exported_at = now(), "
+            "export_batch_id = %s WHERE id = ANY(%s)",
+            (batch_id, [r["id"] for r in rows]),
+        )
+        journal.append(
+            conn,
+            JournalAction.EXPORTED,
+            actor,
+            details={
+                "batch_id": str(batch_id),
+                "count": len(rows),
+                "sha256": digest,
+                "destination": location,
+            },
+        )
+    return ExportResult(batch_id, len(rows), location, document)
