@@ -8,6 +8,7 @@ sandbox, and the report's events become journal entries.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 from simcore import queue, sira
@@ -23,8 +24,9 @@ from simcore.worker import RunContext, Worker
 class _TrackingBackend:
     """Wraps a backend to keep a handle on the sandbox it starts, so it can be killed."""
 
-    def __init__(self, inner: SandboxBackend) -> None:
+    def __init__(self, inner: SandboxBackend, run_id: str | None = None) -> None:
         self.inner = inner
+        self.run_id = run_id
         self.name = inner.name
         self.sandbox: Sandbox | None = None
         self._lock = threading.Lock()
@@ -34,6 +36,8 @@ class _TrackingBackend:
         return self.inner.check()
 
     def start(self, spec: SandboxSpec) -> Sandbox:
+        if self.run_id is not None and spec.run_id is None:
+            spec = replace(spec, run_id=self.run_id)
         sandbox = self.inner.start(spec)
         with self._lock:
             self.sandbox = sandbox
@@ -89,7 +93,7 @@ class SandboxExecutor:
         self.backend_name = backend.name
 
     def execute(self, ctx: RunContext) -> queue.Outcome:
-        tracking = _TrackingBackend(self.backend)
+        tracking = _TrackingBackend(self.backend, str(ctx.run_id))
         stop_watch = threading.Event()
 
         def watch_cancel() -> None:

@@ -222,8 +222,8 @@ PROBES: dict[str, dict[str, str]] = {
     # Print the whole environment, and every environ file of /proc it can open.
     "env_secrets": {
         "python": (
-            "import os\n"
-            "ctx.log('env:', sorted(os.environ.items()))\n"
+            "import json, os\n"
+            "ctx.log('env: ' + json.dumps(dict(os.environ)))\n"
             "for pid in ('self', '1', str(os.getppid()), str(WORKER_PID)):\n"
             "    try:\n"
             "        with open(f'/proc/{pid}/environ', 'rb') as f:\n"

@@ -45,7 +45,7 @@ def test_same_inputs_give_a_byte_identical_report(env: dict[str, str]) -> None:
     report = json.loads(first.stdout)
     assert report["status"] == "success" and report["seed"] == 12345
     assert report["patch"]["slug"] == "timeout-retry-idempotent-node"
-    assert "sandbox: process (auto): process sandbox (" in first.stderr
+    assert first.stderr.startswith("simcore: sandbox: ") and " (auto): " in first.stderr
     other = simcore(env, "--scenario", SCENARIO, "--language", "node", "--seed", "12346",
                     "--json")  # fmt: skip
     assert json.loads(other.stdout)["metrics"] != report["metrics"]

@@ -13,59 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from simcore.model import Patch, RunStatus, Scenario
+from simcore.model import Patch, RunStatus
 from simcore.runner import Report, run_simulation
 from simcore.sandbox.process import ProcessBackend
 from tests.core.conftest import LANGUAGES
-
-SCENARIO = Scenario.parse(
-    {"error": "timeout", "error_frequency": 1.0, "latency_ms": 100, "total_requests": 4,
-     "success_threshold": 0.9}
-)  # fmt: skip
-SHORT_MS = 1_500
-
-FORGED = '{"type":"done","op_id":"op-000001","ok":true,"payment_id":"pay_forged"}'
-REPORT = '{"type":"report","status":"success","metrics":{"success_rate":1.0}}'
-CODE = {
-    "python": {
-        "forged_done": f"print({FORGED!r})\nctx.retry()\n",
-        "forged_report": f"import os\nos.write(1, {REPORT!r}.encode() + b'\\n')\n",
-        "garbage": (
-            "import sys\nsys.stdout.write('\\x1b[2J\\x00' * 5000 + '\\n')\nsys.stdout.flush()\n"
-        ),
-        "blocks": "import time\ntime.sleep(3600)\n",
-        "spins": "while True:\n    pass\n",
-        "raises": "ctx.client.timeout_ms = 1\nraise RuntimeError('boom')\n",
-    },
-    "node": {
-        "forged_done": f"console.log({FORGED!r});\nctx.retry();\n",
-        "forged_report": f"process.stdout.write({REPORT!r} + '\\n');\n",
-        "garbage": "process.stdout.write('\\x1b[2J\\x00'.repeat(5000) + '\\n');\n",
-        "blocks": "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);\n",
-        "spins": "for (;;) {}\n",
-        "raises": "ctx.client.timeout_ms = 1;\nthrow new Error('boom');\n",
-    },
-}
-# Connect to a port the test listens on, on the host's loopback; print what happened.
-CONNECT = {
-    "python": (
-        "import socket\n"
-        "try:\n"
-        "    socket.create_connection(('127.0.0.1', PORT), timeout=2).close()\n"
-        "    ctx.log('net: CONNECTED')\n"
-        "except OSError as exc:\n"
-        "    ctx.log('net: refused', exc)\n"
-    ),
-    "node": (
-        "const cp = process.mainModule.require('child_process');\n"
-        "const probe = \"const s = require('net').connect(PORT, '127.0.0.1');"
-        " s.on('connect', () => { console.log('CONNECTED'); process.exit(0); });"
-        " s.on('error', (e) => { console.log('refused ' + e.code); process.exit(0); });\";\n"
-        "const out = cp.spawnSync(process.execPath, ['-e', probe],"
-        " {encoding: 'utf8', timeout: 5000});\n"
-        "ctx.log('net: ' + String(out.stdout).trim() + String(out.error || ''));\n"
-    ),
-}
+from tests.core.hostile_corpus import CODE, CONNECT, SCENARIO, SHORT_MS
 
 
 def _patch(language: str, code: str) -> Patch:
