@@ -13,9 +13,10 @@ from uuid import UUID
 import psycopg
 from pydantic import BaseModel, ConfigDict
 
-from simcore import journal
+from simcore import journal, rollout
 from simcore.errors import Conflict, Forbidden, InvalidInput, NotFound
 from simcore.model import ApprovalStatus, JournalAction, RunStatus
+from simcore.rollout import RolloutAction
 
 MAX_NOTES = 4000
 
@@ -125,8 +126,12 @@ def decide(
     ).fetchone()
     if row is None:
         raise Conflict(f"run {run_id} has no approval request")
-    if row["status"] != ApprovalStatus.PENDING.value:
-        raise Conflict(f"the patch of run {run_id} is already {row['status']}")
+    # The one transition table (simcore.rollout) decides; its refusal says what is possible.
+    rollout.check(
+        ApprovalStatus(row["status"]),
+        RolloutAction.APPROVE if decision is ApprovalStatus.APPROVED else RolloutAction.REJECT,
+        f"the patch of run {run_id}",
+    )
     journal.mark_journaled(conn)
     conn.execute(
         "UPDATE sdk_patch_approvals SET status = %s, approval_notes = %s, decided_by = %s, "

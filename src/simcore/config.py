@@ -7,14 +7,17 @@ runbook's name, without the ``SIMTUI_`` prefix.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
+import shlex
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from simcore.errors import ConfigError
 
@@ -23,6 +26,13 @@ APP_NAME = "simtui"
 _ENV_NAMES = {
     "max_run_time_ms": "MAX_RUN_TIME_MS",
 }
+
+
+# The runbook's canary: 5 % of the traffic, then 100 % ("Déployer en staging").
+DEFAULT_ROLLOUT_STEPS = (5, 100)
+DEFAULT_ROLLOUT_HOOK = "kubectl set env deployment/sdk-service PATCH_ROLLOUT_PERCENTAGE={percent}"
+ROLLOUT_HOOK_PLACEHOLDERS = frozenset({"percent", "patch_id", "run_id", "approval_id", "language"})
+HOOK_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def default_data_dir() -> Path:
@@ -55,8 +65,63 @@ class Settings(BaseSettings):
     """Four eyes: the person who launched a run may not approve its patch."""
     db_pool_max: int = Field(default=8, ge=1, le=200)
     db_connect_timeout_s: int = Field(default=5, ge=1, le=120)
+    # NoDecode: the environment gives "5,25,100", which is not the JSON pydantic-settings
+    # would otherwise expect for a tuple; the validator below splits it.
+    rollout_steps: Annotated[tuple[int, ...], NoDecode] = DEFAULT_ROLLOUT_STEPS
+    """Canary rollout percentages in order, ending at 100 (``SIMTUI_ROLLOUT_STEPS=5,25,100``)."""
+    rollout_hook: str = DEFAULT_ROLLOUT_HOOK
+    """Command run at each rollout step, split like a shell line but run without a shell;
+    placeholders: {percent} {patch_id} {run_id} {approval_id} {language}."""
+    rollout_hook_dry_run: bool = True
+    """Print the hook's command instead of running it (the safe default on a laptop)."""
+    rollout_hook_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    canary_metrics_url: str | None = None
+    """Prometheus text endpoint exposing ``patch_success_rate`` for the canary."""
 
-    @field_validator("database_url", "artifacts", "api_url", "token", mode="before")
+    @field_validator("rollout_steps", mode="before")
+    @classmethod
+    def _split_steps(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",")]
+            if not all(p.isdigit() for p in parts):
+                raise ValueError("expected comma-separated whole percentages, e.g. 5,25,100")
+            return tuple(int(p) for p in parts)
+        return value
+
+    @field_validator("rollout_steps")
+    @classmethod
+    def _check_steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if not steps:
+            raise ValueError("at least one step (100) is needed")
+        if any(not 1 <= s <= 100 for s in steps):
+            raise ValueError("each step must be from 1 to 100")
+        if any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError("steps must increase")
+        if steps[-1] != 100:
+            raise ValueError("the last step must be 100")
+        return steps
+
+    @field_validator("rollout_hook")
+    @classmethod
+    def _check_hook(cls, template: str) -> str:
+        try:
+            argv = shlex.split(template)
+        except ValueError as exc:
+            raise ValueError(f"cannot split the command: {exc}") from None
+        if not argv:
+            raise ValueError("the command is empty")
+        unknown = {m for a in argv for m in HOOK_PLACEHOLDER.findall(a)} - ROLLOUT_HOOK_PLACEHOLDERS
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{sorted(unknown)[0]}}} (known: "
+                + ", ".join(f"{{{p}}}" for p in sorted(ROLLOUT_HOOK_PLACEHOLDERS))
+                + ")"
+            )
+        return template
+
+    @field_validator(
+        "database_url", "artifacts", "api_url", "token", "canary_metrics_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

@@ -7,6 +7,7 @@ Authorization and tenant scope are enforced here, once. Another tenant's resourc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -15,9 +16,11 @@ from pydantic import ValidationError
 if TYPE_CHECKING:
     from simcore.sira_export import ExportResult
 
-from simcore import approvals, journal, metrics, queue, tokens
+from simcore import approvals, journal, metrics, queue, rollout, tokens
 from simcore.approvals import Approval
 from simcore.auth import Permission, Principal, local_principal
+from simcore.checklist import Checklist
+from simcore.checklist import run as run_checklist
 from simcore.config import Settings
 from simcore.dashboard import DashboardSnapshot, build_snapshot
 from simcore.errors import InvalidInput, NotFound
@@ -338,6 +341,138 @@ class SimulatorService:
                 notes,
                 require_distinct=self.settings.require_distinct_approver,
             )
+
+    # -- rollout (after approval) ----------------------------------------------------------
+    # Every transition needs the ops role; reading the state and the canary needs READ. The
+    # clock is a parameter (``now``) so that tests run the canary's hour on virtual time.
+
+    def _rollout_transition(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        action: rollout.RolloutAction,
+        reason: str | None,
+        now: datetime | None,
+    ) -> rollout.TransitionResult:
+        rollout.require_ops(principal, f"{action.value} patches")
+        rid = _uuid(run_id, "run_id")
+        with self.db.transaction() as conn:
+            self._run_row(conn, principal, rid)
+        return rollout.transition(
+            self.db,
+            principal.actor,
+            rid,
+            action,
+            reason,
+            settings=self.settings,
+            now=now or rollout.utcnow(),
+        )
+
+    def stage_patch(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        reason: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> rollout.TransitionResult:
+        """approved -> staged at the plan's first step (the runbook's 5 %)."""
+        action = rollout.RolloutAction.STAGE
+        return self._rollout_transition(principal, run_id, action, reason, now)
+
+    def promote_patch(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        reason: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> rollout.TransitionResult:
+        """staged -> the next step of the plan; the step 100 % is deployed."""
+        action = rollout.RolloutAction.PROMOTE
+        return self._rollout_transition(principal, run_id, action, reason, now)
+
+    def rollback_patch(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        reason: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> rollout.TransitionResult:
+        """staged or deployed -> rolled_back (0 %)."""
+        action = rollout.RolloutAction.ROLLBACK
+        return self._rollout_transition(principal, run_id, action, reason, now)
+
+    def record_canary_observation(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        success_rate: float,
+        *,
+        requests: int | None = None,
+        source: str = "api",
+        observed_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> tuple[rollout.Observation, rollout.Evaluation]:
+        """One measurement of the canary in production, and the rule's decision after it."""
+        rollout.require_ops(principal, "record canary observations")
+        if source not in ("api", "cli"):
+            raise InvalidInput("source", "must be api or cli (scrapes are recorded by evaluate)")
+        rid = _uuid(run_id, "run_id")
+        with self.db.transaction() as conn:
+            self._run_row(conn, principal, rid)
+        return rollout.record_observation(
+            self.db,
+            rid,
+            principal.actor,
+            success_rate,
+            requests=requests,
+            source=source,
+            now=now or rollout.utcnow(),
+            observed_at=observed_at,
+        )
+
+    def evaluate_canary(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        *,
+        scrape: bool = False,
+        apply: bool = False,
+        now: datetime | None = None,
+    ) -> rollout.CanaryReport:
+        """The rollout's state, its latest observations and the rule's decision.
+
+        ``scrape`` first reads one observation from ``canary_metrics_url``; ``apply`` carries
+        the decision out (promote to the next step, or roll back). Both need ops.
+        """
+        principal.require(Permission.READ, "read rollouts")
+        if scrape:
+            rollout.require_ops(principal, "record canary observations")
+        if apply:
+            rollout.require_ops(principal, "promote or roll back patches")
+        rid = _uuid(run_id, "run_id")
+        with self.db.transaction() as conn:
+            self._run_row(conn, principal, rid)
+        return rollout.evaluate_canary(
+            self.db,
+            rid,
+            principal.actor,
+            settings=self.settings,
+            now=now or rollout.utcnow(),
+            scrape=scrape,
+            apply=apply,
+        )
+
+    def checklist(self, principal: Principal, *, now: datetime | None = None) -> Checklist:
+        """The runbook's daily checklist, evaluated from the data, in the caller's scope."""
+        principal.require(Permission.READ, "run the daily checklist")
+        principal.require(
+            Permission.READ_ANONYMIZED, "run the daily checklist (it counts anonymized errors)"
+        )
+        with self.db.transaction() as conn:
+            return run_checklist(conn, principal, now=now or rollout.utcnow())
 
     # -- artifacts and SIRA -----------------------------------------------------------------
 

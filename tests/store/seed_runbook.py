@@ -108,6 +108,11 @@ def seed(conn: psycopg.Connection[Any]) -> RunbookData:
         "VALUES (%s, %s, 'internal')",
         (runs["r1_recent_success"], patch_id),
     )
+    # The runbook stages a patch after its approval (step 4 before step 5).
+    conn.execute(
+        "UPDATE sdk_patch_approvals SET status = 'approved' WHERE simulation_run_id = %s",
+        (runs["r1_recent_success"],),
+    )
     errors = [
         ("signature_mismatch:401", "node", 0.3, False),
         ("signature_mismatch:401", "node", 0.2, False),

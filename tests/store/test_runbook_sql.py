@@ -59,7 +59,7 @@ def test_recent_runs_from_the_summary_view(
     assert first_done["simulation_name"] == "HMAC Signature Test"
     assert first_done["sdk_language"] == "node"
     assert first_done["success_rate"] == Decimal("0.92")
-    assert first_done["approval_status"] == "pending"
+    assert first_done["approval_status"] == "approved"
     assert first_done["duration_ms"] == 90_000
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from types import ModuleType
 
 from simcore.commands import (
+    checklist,
     db,
     doctor,
     images,
     journal,
     patches,
     redact,
+    rollout,
     run,
     runs,
     scenario,
@@ -36,4 +38,6 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     serve,
     token,
     sira,
+    rollout,
+    checklist,
 )
