@@ -395,7 +395,12 @@ class S3ArtifactStore:
 
 def open_store(settings: Settings) -> ArtifactStore:
     """The store ``settings.artifacts_location`` names (no network call is made here)."""
-    location = settings.artifacts_location.strip()
+    return open_location(settings.artifacts_location)
+
+
+def open_location(location: str) -> ArtifactStore:
+    """A store for a folder or an ``s3://bucket/prefix`` URL."""
+    location = location.strip()
     if location.lower().startswith("s3:"):
         return S3ArtifactStore.from_url(location)
     if "://" in location:

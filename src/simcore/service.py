@@ -496,13 +496,21 @@ class SimulatorService:
         log_key, report_key = run_keys(str(rid))
         return open_store(self.settings).get_bytes(log_key if kind == "log" else report_key)
 
-    def export_sira(self, principal: Principal) -> ExportResult:
-        """Send the anonymized errors not yet exported as one batch; journaled."""
-        from simcore.artifacts import open_store
+    def export_sira(self, principal: Principal, destination: str | None = None
+                    ) -> ExportResult:
+        """Send the anonymized errors not yet exported as one batch; journaled.
+
+        ``destination`` is a folder or ``s3://bucket/prefix``; default: ``sira/`` in the
+        artifact store.
+        """
+        from simcore.artifacts import open_location
         from simcore.sira_export import export_pending
 
         principal.require(Permission.EXPORT_SIRA, "export to SIRA")
-        return export_pending(self.db, open_store(self.settings), principal.actor)
+        if destination is None:
+            base = self.settings.artifacts_location.rstrip("/")
+            destination = f"{base}/sira"
+        return export_pending(self.db, open_location(destination), principal.actor)
 
     # -- journal ----------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Sending anonymized error signatures to SIRA: one batch, stored, then flagged exported.
 
-The batch document is written to the artifact store (``sira/<batch_id>.json``) before the rows
-are flagged, in one transaction that holds the rows: if the store fails, nothing is flagged
-and the next export sends them again; two exports at once never send a row twice.
+A batch is one JSON-lines file, ``sira-<batch_id>.jsonl`` (schema: docs/sira.md): a header
+line, then one line per record. It is written to the destination before the rows are flagged,
+inside the one transaction that holds those rows: if the upload fails nothing is flagged and
+the next export sends them again; two exports at once never send a row twice.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from simcore import journal, sira
 from simcore.artifacts import ArtifactStore, validate_key
@@ -26,7 +26,17 @@ class ExportResult:
     batch_id: uuid.UUID | None
     count: int
     location: str | None
-    document: dict[str, Any] | None
+    sha256: str | None = None
+
+
+def encode_batch(document: dict[str, object]) -> bytes:
+    """The batch as JSON lines: the header (without records), then each record."""
+    records = document.get("records")
+    assert isinstance(records, list)
+    header = {k: v for k, v in document.items() if k != "records"}
+    lines = [json.dumps(header, sort_keys=True, separators=(",", ":"))]
+    lines += [json.dumps(r, sort_keys=True, separators=(",", ":")) for r in records]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def export_pending(
@@ -40,12 +50,11 @@ def export_pending(
             (limit,),
         ).fetchall()
         if not rows:
-            return ExportResult(None, 0, None, None)
+            return ExportResult(None, 0, None)
         batch_id = uuid.uuid4()
-        document = sira.build_export_batch(rows, batch_id=batch_id)
-        payload = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-        key = validate_key(f"sira/{batch_id}.json")
-        store.put_bytes(key, payload, content_type="application/json")
+        payload = encode_batch(sira.build_export_batch(rows, batch_id=batch_id))
+        key = validate_key(f"sira-{batch_id}.jsonl")
+        store.put_bytes(key, payload, content_type="application/x-ndjson")
         location = store.location(key)
         digest = hashlib.sha256(payload).hexdigest()
         conn.execute(
@@ -69,4 +78,4 @@ def export_pending(
                 "destination": location,
             },
         )
-    return ExportResult(batch_id, len(rows), location, document)
+    return ExportResult(batch_id, len(rows), location, digest)

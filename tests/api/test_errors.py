@@ -282,3 +282,36 @@ def test_a_database_outage_is_a_503_not_a_500(unreachable: LiveServer, tokens: T
     assert "molam_simulator_database_up 0.0" in metrics.text
     # Without a token it is still a 401, whatever the database does.
     assert httpx.get(f"{url}/api/simulator", timeout=10).status_code == 401
+
+
+def test_a_chunked_body_over_the_limit_is_refused_too(ops: httpx.Client) -> None:
+    def chunks() -> Any:
+        for _ in range(3):
+            yield b" " * (512 * 1024)
+
+    response = ops.post(
+        "/api/simulator", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert error_of(response, 413)["code"] == "body_too_large"
+
+
+def test_an_unknown_query_parameter_is_named(ops: httpx.Client) -> None:
+    # A typo must not quietly widen the answer to every run.
+    error = error_of(ops.get("/api/simulator/runs", params={"statu": "failed"}), 422)
+    assert error["field"] == "statu" and "status" in error["message"]
+
+
+def test_the_openapi_document_describes_the_runbook_routes(live: LiveServer) -> None:
+    document = httpx.get(f"{live.url}/openapi.json", timeout=10).json()
+    paths = document["paths"]
+    for path, method, statuses in (
+        ("/api/simulator", "post", {"201", "400", "401", "403", "409", "422", "503"}),
+        ("/api/simulator/{simulation_id}/run", "post", {"200", "201", "409", "422"}),
+        ("/api/simulator/{simulation_id}/runs/{run_id}", "get", {"200", "404", "422"}),
+        ("/api/simulator/runs/{run_id}/approve-patch", "post", {"200", "403", "409"}),
+        ("/api/simulator/metrics", "get", {"200"}),
+    ):
+        assert statuses <= set(paths[path][method]["responses"]), (path, method)
+    assert document["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    assert paths["/api/simulator"]["post"]["security"] == [{"token": []}]
+    assert "security" not in paths["/api/simulator/metrics"]["get"]

@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from simcore.templates import get_template
 from tests.api.conftest import LAUNCHER, Env, LiveServer
 
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 10
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +47,11 @@ def api_schema(target: tuple[LiveServer, str]) -> schemathesis.BaseSchema:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-# What no JSON Schema here says, and so may meet schema-valid data with a 422: a reference
+# What the JSON Schema does not say, and so may meet schema-valid data with a 422: a reference
 # to a patch that does not exist, a slug another patch already has (both depend on what the
-# database holds), and a NUL character, which PostgreSQL cannot store in text. Any other
-# schema-valid request must be accepted.
+# database holds), a NUL character (PostgreSQL cannot store it in text) and a note or patch
+# code of blanks only (said in words: a pattern on such fields costs clients too much). Any
+# other schema-valid request must be accepted.
 STATE_FIELDS = {"patchReference", "slug"}
 
 
@@ -62,7 +63,10 @@ def positive_data_accepted(ctx: Any, response: Any, case: schemathesis.Case) -> 
             error = {}
         if error.get("field") in STATE_FIELDS:
             return None
-        if "NUL" in str(error.get("message")) and "\\u0000" in json.dumps(case.body):
+        message = str(error.get("message"))
+        if "NUL" in message and "\\u0000" in json.dumps(case.body):
+            return None
+        if "visible text" in message:
             return None
     result: bool | None = positive_data_acceptance(ctx, response, case)
     return result
@@ -74,6 +78,7 @@ def positive_data_accepted(ctx: Any, response: Any, case: schemathesis.Case) -> 
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
+    database=None,
 )
 def test_every_operation_honours_its_openapi_document(
     case: schemathesis.Case, target: tuple[LiveServer, str]

@@ -49,16 +49,20 @@ def as_user(headers: dict[str, str], token: str) -> dict[str, str]:
 
 @pytest.fixture
 def worker(settings: Settings, service: SimulatorService) -> Iterator[Worker]:
-    from simcore.executor import make_executor
+    from simcore.executor import make_worker
 
-    executor = make_executor(settings.model_copy(update={"sandbox": "process"}))
+    w = make_worker(
+        settings.model_copy(update={"sandbox": "process"}),
+        service.db,
+        poll_seconds=0.2,
+        on_event=lambda msg: None,
+    )
     try:
-        executor.backend.check()
+        w.executor.backend.check()  # type: ignore[attr-defined]
     except SimError as exc:
         if os.environ.get("SIMTUI_REQUIRE_TOOLS") == "1":
             raise
         pytest.skip(f"no sandbox here: {exc}")
-    w = Worker(service.db, executor, poll_seconds=0.2, on_event=lambda msg: None)
     thread = threading.Thread(target=w.run, daemon=True)
     thread.start()
     try:

@@ -111,7 +111,13 @@ def test_runs_record_signatures_and_export_flags_them(
     sira_ops = OPS  # ops may export too
     result = service.export_sira(sira_ops)
     assert result.count == len(rows) and result.location
-    assert json.loads(Path(result.location).read_text())["count"] == len(rows)
+    lines = Path(result.location).read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["format"] == "simtui.sira.anonymized_errors" and header["version"] == 1
+    assert header["count"] == len(rows) == len(lines) - 1
+    assert {json.loads(line)["context_hash"] for line in lines[1:]} == {
+        r["context_hash"] for r in rows
+    }
     assert service.export_sira(sira_ops).count == 0, "nothing is sent twice"
     with psycopg.connect(db_url) as conn:
         left = conn.execute(

@@ -120,16 +120,9 @@ class BodyLimit:
 
 
 def _start_worker(service: SimulatorService, concurrency: int) -> tuple[Any, threading.Thread]:
-    from simcore.executor import make_executor
-    from simcore.worker import Worker
+    from simcore.executor import make_worker
 
-    worker = Worker(
-        service.db,
-        make_executor(service.settings),
-        concurrency=concurrency,
-        max_run_time_ms=service.settings.max_run_time_ms,
-        grace_seconds=10.0,
-    )
+    worker = make_worker(service.settings, service.db, concurrency=concurrency, grace_seconds=10.0)
     thread = threading.Thread(target=worker.run, name="api-worker", daemon=True)
     thread.start()
     return worker, thread

@@ -22,7 +22,6 @@ from starlette.routing import Match
 
 from simcore.api.schemas import (
     CAMEL_FIELDS,
-    NON_BLANK,
     PATCH_REF_PATTERN,
     SLUG_PATTERN,
     TENANT_ID_PATTERN,
@@ -45,7 +44,6 @@ _log = logging.getLogger("simcore.api")
 BEARER_CHALLENGE = 'Bearer realm="simtui"'
 
 PATTERN_WORDS = {
-    NON_BLANK: "must contain visible text (and no NUL characters)",
     SLUG_PATTERN: "1 to 80 of a-z 0-9 . _ - (starting with a letter or a digit)",
     TENANT_ID_PATTERN: "letters, digits and . _ : - (starting with a letter or a digit)",
     PATCH_REF_PATTERN: "a patch id or slug",

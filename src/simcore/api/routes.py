@@ -94,7 +94,8 @@ READ = responses(401, 403, 422, 503)
 READ_ONE = responses(401, 403, 404, 422, 503)
 WRITE = responses(400, 401, 403, 404, 409, 413, 422, 503)
 
-_KNOWN_QUERY: dict[int, frozenset[str]] = {}
+_KNOWN_QUERY = "_simcore_query_names"
+"""Kept on each route object (each app includes its own copies of the routes)."""
 
 
 def _query_names(dependant: Dependant) -> set[str]:
@@ -112,9 +113,10 @@ async def no_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    known = _KNOWN_QUERY.get(id(route))
+    known: frozenset[str] | None = getattr(route, _KNOWN_QUERY, None)
     if known is None:
-        known = _KNOWN_QUERY[id(route)] = frozenset(_query_names(route.dependant))
+        known = frozenset(_query_names(route.dependant))
+        setattr(route, _KNOWN_QUERY, known)
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         expected = ", ".join(sorted(known)) or "none"

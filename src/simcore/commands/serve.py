@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 import sys
+from typing import Any
 
-from simcore.errors import InvalidInput
+from simcore.errors import InvalidInput, SimError
 
 DEFAULT_PORT = 8140
 
@@ -58,6 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not 1 <= args.processes <= 32:
         raise InvalidInput("processes", "must be from 1 to 32")
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from simcore.api.app import WORKERS_ENV, create_app
     from simcore.config import load_settings
@@ -74,21 +77,45 @@ def _serve(args: argparse.Namespace) -> int:
             "network in clear unless TLS terminates in front of it",
             file=sys.stderr,
         )
-    if args.processes > 1:
-        # Each process builds its own app (and its own pool) from the environment.
-        os.environ[WORKERS_ENV] = str(args.workers_in_process)
-    uvicorn.run(
-        "simcore.api.app:create_app_from_env"
-        if args.processes > 1
-        else create_app(settings, workers_in_process=args.workers_in_process),
-        factory=args.processes > 1,
-        workers=args.processes if args.processes > 1 else None,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        ws="none",
-        lifespan="on",
+    sock = listen(args.host, args.port)
+    common: dict[str, Any] = {
+        # For uvicorn's start-up message: it serves the socket bound above.
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "ws": "none",
+        "lifespan": "on",
         # Live log streams stay open; they must not hold a shutdown for long.
-        timeout_graceful_shutdown=10,
+        "timeout_graceful_shutdown": 10,
+    }
+    if args.processes == 1:
+        app = create_app(settings, workers_in_process=args.workers_in_process)
+        uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
+        return 0
+    # Each process builds its own app (and its own pool) from the environment.
+    os.environ[WORKERS_ENV] = str(args.workers_in_process)
+    config = uvicorn.Config(
+        "simcore.api.app:create_app_from_env", factory=True, workers=args.processes, **common
     )
+    Multiprocess(config, sockets=[sock]).run()
     return 0
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here rather than by uvicorn.
+
+    It is created as IPPROTO_TCP explicitly: asyncio turns Nagle's algorithm off (TCP_NODELAY)
+    only on sockets that say they are TCP, and uvicorn's own multi-process socket does not.
+    Headers and body leave in two writes, so without it each keep-alive response waits about
+    40 ms for the client's delayed ACK.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SimError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock

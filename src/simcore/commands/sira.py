@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from simcore.commands._common import local_service, table
 from simcore.errors import InvalidInput
@@ -17,8 +15,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds.add_parser(
         "pending", help="signatures waiting for export (the runbook's query)"
     ).set_defaults(handler=_pending)
-    export = cmds.add_parser("export", help="export the pending rows as one batch")
-    export.add_argument("--out", type=Path, help="also write the batch JSON to this file")
+    export = cmds.add_parser("export", help="export the pending rows as one JSON-lines batch")
+    export.add_argument(
+        "--out", help="a folder or s3://bucket/prefix (default: sira/ in the artifact store)"
+    )
     export.set_defaults(handler=_export)
 
 
@@ -60,14 +60,9 @@ def _pending(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     with local_service() as (service, who):
-        result = _local(service).export_sira(who)
+        result = _local(service).export_sira(who, args.out)
     if result.count == 0:
         print("nothing to export")
         return 0
-    if args.out:
-        try:
-            args.out.write_text(json.dumps(result.document, indent=2, sort_keys=True))
-        except OSError as exc:
-            raise InvalidInput("out", f"cannot write {args.out}: {exc.strerror}") from None
     print(f"exported {result.count} rows as batch {result.batch_id} to {result.location}")
     return 0
