@@ -157,7 +157,9 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def spawn(mode: str, data_dir: Path, extra: list[str] | None = None) -> tuple[float, dict[str, Any]]:
+def spawn(
+    mode: str, data_dir: Path, extra: list[str] | None = None
+) -> tuple[float, dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIMTUI_")}
     env.update(SIMTUI_DATA_DIR=str(data_dir), SIMTUI_SANDBOX="process", TERM="xterm-256color")
     start = time.time()
@@ -317,17 +319,35 @@ def report(
     idle_pct = 100 * idle["cpu"] / idle["wall"]
     approval = _stats([x * 1000 for x in approvals])
     rows = [
-        ("first full home screen, warm", f"< {TARGET_WARM_S} s", f"{warm_s:.2f} s",
-         f"median of {len(warm)}; imports alone {imports_s:.2f} s", warm_s < TARGET_WARM_S),
-        ("first full home screen, cold", f"< {TARGET_COLD_S} s", f"{cold_s:.2f} s",
-         f"median of {len(cold)}, database start included", cold_s < TARGET_COLD_S),
-        ("idle CPU, live panes", f"< {TARGET_IDLE_PCT}%", f"{idle_pct:.2f}%",
-         f"{idle['cpu']:.2f} s CPU in {idle['wall']:.0f} s; worker in-process "
-         f"{idle['worker']}, LISTEN {idle['live']}", idle_pct < TARGET_IDLE_PCT),
-        ("approval, keypress to commit", f"< {TARGET_APPROVAL_MS:.0f} ms",
-         f"{approval['median']:.0f} ms", f"p95 {approval['p95']:.0f} ms, max "
-         f"{approval['max']:.0f} ms, n={approval['n']:.0f}",
-         approval["median"] < TARGET_APPROVAL_MS),
+        (
+            "first full home screen, warm",
+            f"< {TARGET_WARM_S} s",
+            f"{warm_s:.2f} s",
+            f"median of {len(warm)}; imports alone {imports_s:.2f} s",
+            warm_s < TARGET_WARM_S,
+        ),
+        (
+            "first full home screen, cold",
+            f"< {TARGET_COLD_S} s",
+            f"{cold_s:.2f} s",
+            f"median of {len(cold)}, database start included",
+            cold_s < TARGET_COLD_S,
+        ),
+        (
+            "idle CPU, live panes",
+            f"< {TARGET_IDLE_PCT}%",
+            f"{idle_pct:.2f}%",
+            f"{idle['cpu']:.2f} s CPU in {idle['wall']:.0f} s; worker in-process "
+            f"{idle['worker']}, LISTEN {idle['live']}",
+            idle_pct < TARGET_IDLE_PCT,
+        ),
+        (
+            "approval, keypress to commit",
+            f"< {TARGET_APPROVAL_MS:.0f} ms",
+            f"{approval['median']:.0f} ms",
+            f"p95 {approval['p95']:.0f} ms, max {approval['max']:.0f} ms, n={approval['n']:.0f}",
+            approval["median"] < TARGET_APPROVAL_MS,
+        ),
     ]
     print(f"simtui dashboard bench: {args.runs:,} runs; load average {load_average()}")
     print(f"{'metric':<30} {'target':<9} {'measured':<9} {'':<4} notes")

@@ -280,7 +280,7 @@ def _alerts(
         "SimulatorHighFailureRate",
         "warning",
         recent_finished > 0 and rate > HIGH_FAILURE_RATE,
-        f"{recent_failed}/{recent_finished} runs failed in {window}: {rate:.0%} "
+        f"{recent_failed}/{recent_finished} failed in {window}: {rate:.0%} "
         f"(limit {HIGH_FAILURE_RATE:.0%})",
         {"failed": recent_failed, "finished": recent_finished, "failure_rate": rate},
     )

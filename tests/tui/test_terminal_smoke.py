@@ -1,14 +1,22 @@
-"""`simtui` in a real terminal (tmux, 80x24): starts, draws, quits on `q`."""
+"""`simtui` in a real terminal (tmux, 80x24), driven by keys only, read with capture-pane.
+
+Covers what the Pilot cannot: the installed entry point, start-up, the real key sequences,
+the in-process worker running real sandboxes, and a screen that fits 80x24.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import VENV_BIN
@@ -36,6 +44,26 @@ def _wait_for(session: str, needle: str, timeout: float = 20.0) -> str:
     raise AssertionError(f"{needle!r} not on screen after {timeout}s:\n{screen}")
 
 
+def _wait_re(session: str, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = _capture(session)
+        found = re.search(pattern, screen)
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"/{pattern}/ not on screen after {timeout}s:\n{screen}")
+
+
+def _keys(session: str, *keys: str) -> None:
+    # One key per send-keys, a beat apart, as a person types: a burst can arrive as one
+    # read, which is not what this test is about.
+    for key in keys:
+        subprocess.run(["tmux", "send-keys", "-t", session, key], check=True)
+        time.sleep(0.15)
+
+
 def _run_in_tmux(cmd: str, env: dict[str, str]) -> str:
     session = f"simtui-{uuid.uuid4().hex[:8]}"
     subprocess.run(
@@ -56,16 +84,93 @@ def _base_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_simtui_in_tmux_80x24(db_url: str, tmp_path: Path) -> None:
-    env = {**_base_env(tmp_path), "SIMTUI_DATABASE_URL": db_url}
-    session = _run_in_tmux(f"{VENV_BIN / 'simtui'}; echo EXITED=$?; sleep 30", env)
+def _fits(screen: str) -> None:
+    lines = screen.splitlines()
+    assert len(lines) <= 24 and all(len(line) <= 80 for line in lines), screen
+
+
+def _wait_db(url: str, check: Callable[[Any], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg.connect(url) as conn:
+            if check(conn):
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _count(conn: Any, where: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM sdk_simulation_runs WHERE {where}").fetchone()
+    return int(row[0])
+
+
+def test_demo_by_keys_in_tmux_80x24(db_url: str, tmp_path: Path) -> None:
+    env = {**_base_env(tmp_path), "SIMTUI_DATABASE_URL": db_url, "SIMTUI_SANDBOX": "process"}
+    session = _run_in_tmux(f"{VENV_BIN / 'simtui'} --demo; echo EXITED=$?; sleep 30", env)
     try:
-        screen = _wait_for(session, "queued 0")
-        assert "Recent runs" in screen
-        assert len(screen.splitlines()) <= 24
-        assert all(len(line) <= 80 for line in screen.splitlines())
-        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-        _wait_for(session, "EXITED=0")
+        _fits(_wait_for(session, "worker: in-process", timeout=30))
+        _wait_db(
+            db_url,
+            lambda c: _count(c, "true") == 7 and _count(c, "status IN ('queued','running')") == 0,
+            timeout=150,
+            what="the seven demo runs to finish",
+        )
+        screen = _wait_for(session, "Queue 0 · running 0")
+        screen = _wait_for(session, "Pending approvals (6)")
+        _fits(screen)
+        assert "Recent runs (7)" in screen and "failed" in screen and "pending" in screen
+
+        # Open the highlighted run and follow its log.
+        _keys(session, "Enter")
+        _wait_for(session, "1 Log")
+        lines = int(_wait_re(session, r"following · ([1-9]\d*) lines").group(1))
+        _fits(_capture(session))
+        with psycopg.connect(db_url) as conn:
+            stored = conn.execute("SELECT max(log_lines) FROM sdk_simulation_runs").fetchone()
+        assert stored is not None and 0 < lines <= stored[0]
+        _keys(session, "f")
+        _wait_for(session, "paused (f follows)")
+        _keys(session, "f")
+        _wait_for(session, "following ·")
+        _keys(session, "Escape")
+        _wait_for(session, "Pending approvals (6)")
+
+        # Approve the highlighted pending patch: tab to the approval queue, a, a note, enter.
+        _keys(session, "Tab", "a")
+        _wait_for(session, "Approve the patch of run")
+        _keys(session, "o", "k", "Enter")
+        _fits(_wait_for(session, "approved: patch"))
+        _wait_for(session, "Pending approvals (5)")
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute(
+                "SELECT status, approval_notes, decided_by FROM sdk_patch_approvals "
+                "WHERE status <> 'pending'"
+            ).fetchall()
+            journal = conn.execute(
+                "SELECT actor FROM sdk_simulation_journal WHERE action = 'approved'"
+            ).fetchall()
+        assert len(rows) == 1 and rows[0][0] == "approved" and rows[0][1] == "ok"
+        assert rows[0][2].startswith("ops:") and rows[0][2] != "ops:demo"
+        assert [j[0] for j in journal] == [rows[0][2]]
+
+        _keys(session, "q")
+        _wait_for(session, "EXITED=0", timeout=30)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_auditor_in_tmux_is_read_only(db_url: str, tmp_path: Path) -> None:
+    env = {**_base_env(tmp_path), "SIMTUI_DATABASE_URL": db_url, "NO_COLOR": "1"}
+    cmd = f"{VENV_BIN / 'simtui'} --role auditor; echo EXITED=$?; sleep 30"
+    session = _run_in_tmux(cmd, env)
+    try:
+        screen = _wait_for(session, "read-only: auditor")
+        _fits(screen)
+        assert "Approve" not in screen and "New" not in screen
+        _keys(session, "n")
+        _wait_for(session, "read-only: auditor (cannot")  # the toast wraps the rest
+        _keys(session, "q")
+        _wait_for(session, "EXITED=0", timeout=30)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
@@ -76,10 +181,10 @@ def test_make_run_opens_the_dashboard_on_the_embedded_database(tmp_path: Path) -
     env = _base_env(tmp_path)
     session = _run_in_tmux(f"cd {repo} && make run; echo EXITED=$?; sleep 30", env)
     try:
-        screen = _wait_for(session, "embedded database · queued 0", timeout=60)
-        assert "no runs yet" in screen
-        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
-        _wait_for(session, "EXITED=0")
+        screen = _wait_for(session, "embedded db · worker", timeout=60)
+        assert "Recent runs (0)" in screen
+        _keys(session, "q")
+        _wait_for(session, "EXITED=0", timeout=30)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
         subprocess.run(

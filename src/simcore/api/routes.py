@@ -30,10 +30,12 @@ from simcore.api.schemas import (
     JournalEntryOut,
     LogLine,
     LogPage,
+    ObservationBody,
     PatchCreateBody,
     PatchList,
     PatchOut,
     PrincipalOut,
+    ReasonBody,
     RejectionBody,
     RunBody,
     RunDetailOut,
@@ -252,6 +254,15 @@ def create_simulation(body: SimulationCreateBody, who: Who, svc: Service) -> Res
 
 
 # -- identity ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/checklist",
+    responses=READ,
+    summary="The runbook's daily checklist, each item with its figures",
+)
+def checklist(who: Who, svc: Service) -> Response:
+    return _plain(svc.checklist(who).to_json())
 
 
 @router.get("/whoami", response_model=WhoAmI, responses=READ, summary="The token's principal")
@@ -540,3 +551,68 @@ def get_simulation_run(
     if detail.run.simulation_id != simulation_id:
         raise NotFound(f"run {run_id} not found in simulation {simulation_id}")
     return _json(_detail(detail))
+
+
+# -- after approval: staged rollout, canary, daily checklist ------------------------------------
+
+
+def _plain(data: dict[str, Any], status: int = 200) -> Response:
+    import json
+
+    return Response(
+        json.dumps(data, default=str), status_code=status, media_type="application/json"
+    )
+
+
+@router.post(
+    "/runs/{run_id}/stage",
+    responses=WRITE,
+    summary="Stage an approved patch at the first rollout step (ops)",
+)
+def stage_patch(run_id: RunId, body: ReasonBody, who: Who, svc: Service) -> Response:
+    return _plain(svc.stage_patch(who, run_id, body.reason).to_json())
+
+
+@router.post(
+    "/runs/{run_id}/promote",
+    responses=WRITE,
+    summary="Move a staged patch to its next rollout step, up to deployed (ops)",
+)
+def promote_patch(run_id: RunId, body: ReasonBody, who: Who, svc: Service) -> Response:
+    return _plain(svc.promote_patch(who, run_id, body.reason).to_json())
+
+
+@router.post(
+    "/runs/{run_id}/rollback", responses=WRITE, summary="Roll back a staged or deployed patch (ops)"
+)
+def rollback_patch(run_id: RunId, body: ReasonBody, who: Who, svc: Service) -> Response:
+    return _plain(svc.rollback_patch(who, run_id, body.reason).to_json())
+
+
+@router.post(
+    "/runs/{run_id}/canary/observations",
+    responses=WRITE,
+    status_code=201,
+    summary="Record a production observation of the patch's success rate (ops)",
+)
+def record_observation(run_id: RunId, body: ObservationBody, who: Who, svc: Service) -> Response:
+    svc.record_canary_observation(who, run_id, body.success_rate, requests=body.requests)
+    return _plain(svc.evaluate_canary(who, run_id).to_json(), 201)
+
+
+@router.get(
+    "/runs/{run_id}/canary",
+    responses=READ_ONE,
+    summary="The canary rule's decision (promote, wait, roll back) with its figures",
+)
+def evaluate_canary(run_id: RunId, who: Who, svc: Service) -> Response:
+    return _plain(svc.evaluate_canary(who, run_id).to_json())
+
+
+@router.post(
+    "/runs/{run_id}/canary/apply",
+    responses=WRITE,
+    summary="Evaluate the canary and apply its decision (ops)",
+)
+def apply_canary(run_id: RunId, who: Who, svc: Service) -> Response:
+    return _plain(svc.evaluate_canary(who, run_id, apply=True).to_json())

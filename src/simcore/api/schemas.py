@@ -311,3 +311,12 @@ class WhoAmI(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "ready"]
     migrations: int | None = None
+
+
+class ReasonBody(_Body):
+    reason: NonBlankText = Field(max_length=4000, description="Why: kept in the journal.")
+
+
+class ObservationBody(_Body):
+    success_rate: float = Field(ge=0.0, le=1.0, description="patch_success_rate, 0..1")
+    requests: int | None = Field(default=None, ge=0, le=10**12)
