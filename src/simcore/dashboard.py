@@ -786,18 +786,4 @@ def journal_tail(
             "limit": limit,
         },
     ).fetchall()
-    return [
-        Entry(
-            r["id"],
-            r["run_id"],
-            r["simulation_id"],
-            r["approval_id"],
-            r["action"],
-            r["actor"],
-            r["details"],
-            r["prev_hash"],
-            r["hash"],
-            r["created_at"],
-        )
-        for r in rows
-    ]
+    return [Entry.from_row(r) for r in rows]

@@ -63,6 +63,13 @@ class Entry:
     hash: str
     created_at: datetime
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Entry:
+        return cls(
+            row["id"], row["run_id"], row["simulation_id"], row["approval_id"], row["action"],
+            row["actor"], row["details"], row["prev_hash"], row["hash"], row["created_at"],
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Verification:
@@ -150,21 +157,7 @@ def entries(
         params.append(approval_id)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     rows = conn.execute(_SELECT + clause + " ORDER BY id LIMIT %s", (*params, limit)).fetchall()
-    return [
-        Entry(
-            r["id"],
-            r["run_id"],
-            r["simulation_id"],
-            r["approval_id"],
-            r["action"],
-            r["actor"],
-            r["details"],
-            r["prev_hash"],
-            r["hash"],
-            r["created_at"],
-        )
-        for r in rows
-    ]
+    return [Entry.from_row(r) for r in rows]
 
 
 def entry_to_json(entry: Entry) -> dict[str, Any]:
