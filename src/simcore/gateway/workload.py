@@ -215,21 +215,11 @@ def luhn_check_digit(body: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def luhn_valid(number: str) -> bool:
-    return len(number) > 1 and number.isdigit() and luhn_check_digit(number[:-1]) == number[-1]
-
-
 def iban_check_digits(country: str, bban: str) -> str:
     """ISO 13616 check digits (mod 97) for ``country`` + ``bban``."""
     rearranged = bban + country + "00"
     numeric = "".join(str(int(ch, 36)) for ch in rearranged)
     return f"{98 - int(numeric) % 97:02d}"
-
-
-def iban_valid(iban: str) -> bool:
-    compact = iban.replace(" ", "")
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
 
 def _ascii(text: str) -> str:
