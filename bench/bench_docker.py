@@ -3,8 +3,10 @@
     .venv/bin/python bench/bench_docker.py [--repeat 7] [--languages python,node]
 
 One run: the signature_mismatch (HMAC) template, 100 requests, its good patch, both phases
-(baseline then patched), measured end to end around ``run_simulation``: container start,
-the wire protocol over the attach connection, exit, inspection and removal.
+(baseline then patched), measured end to end around ``run_simulation``, until its report is
+ready: container start, the wire protocol over the attach connection, the runner's exit. A run
+that ends normally does not wait for the engine to remove its stopped container (the backend's
+reaper does that in the background); one that does not is inspected and removed first.
 
 - bare: ``docker run --rm --network none`` with the sandbox's hardening flags and the image's
   interpreter doing nothing (``python3 -c pass``, ``node -e 0``), timed around the CLI. It is
@@ -13,8 +15,8 @@ the wire protocol over the attach connection, exit, inspection and removal.
 - warm: a backend with a pool of 2; before each timed run the pool is full again (the steady
   state of a worker whose runs do not arrive faster than the pool refills).
 
-Every measurement starts with a full pool and half a second of quiet, in a shuffled order of
-the columns each round.
+Every measurement starts with a full pool, no removal pending and half a second of quiet, in a
+shuffled order of the columns each round.
 - process: the process sandbox on the same run, for reference.
 
 Targets: cold <= 1.5x bare, warm <= 0.5x bare (medians over ``--repeat`` runs).
@@ -156,14 +158,15 @@ def measure(
             # a moment for the engine to finish with the containers it just started/removed.
             if not warm.warm_up(language, timeout=60):
                 raise SystemExit(f"{language}: the warm pool did not fill in 60 s")
+            for backend in (cold, warm):
+                backend.wait_removals(timeout=60)
             time.sleep(SETTLE_S)
             if name == "bare":
                 elapsed = bare(language)
             elif name == "process":
                 elapsed = one_run(process, language, seed)
             else:
-                backend = cold if name == "cold" else warm
-                elapsed = one_run(backend, language, seed, stages[name])
+                elapsed = one_run(cold if name == "cold" else warm, language, seed, stages[name])
             times[name].append(elapsed)
     return times, stages
 
@@ -217,7 +220,8 @@ def main() -> int:
     print()
     print("where a docker run's time goes (medians, ms): start = until the runner is attached")
     print("and started; protocol = hello to bye (both phases); exit = bye until the output ends;")
-    print("close = inspection and removal")
+    print("close = what closing the sandbox waits for (removal is in the background after a")
+    print("normal end)")
     print(f"{'runner':<7} {'mode':<5} " + " ".join(f"{stage:>9}" for stage in STAGES))
     for language, _, stages in results:
         for mode, per_stage in stages.items():

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +11,8 @@ from typing import Any
 from simcore.config import Settings
 from simcore.errors import SimError
 from simcore.images import SANDBOX_IMAGES as SANDBOX_IMAGES
+from simcore.sandbox.base import SandboxUnavailable
+from simcore.sandbox.process import ProcessBackend
 
 
 @dataclass(frozen=True)
@@ -93,44 +92,16 @@ def check_docker(settings: Settings) -> tuple[Check, Check]:
     return engine, images
 
 
-def process_isolation_command() -> list[str] | None:
-    """The command prefix that gives a new network namespace here, or None."""
-    unshare = shutil.which("unshare")
-    candidates: list[list[str]] = []
-    if unshare:
-        candidates.append(
-            [unshare, "--net"] if os.geteuid() == 0 else [unshare, "--map-root-user", "--net"]
-        )
-    bwrap = shutil.which("bwrap")
-    if bwrap:
-        candidates.append([bwrap, "--unshare-net", "--dev-bind", "/", "/"])
-    for prefix in candidates:
-        try:
-            done = subprocess.run([*prefix, "true"], capture_output=True, timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if done.returncode == 0:
-            return prefix
-    return None
-
-
 def check_process_isolation(settings: Settings) -> Check:
+    """What the process sandbox would do here: the same probe its runs use (namespaces and
+    private tmpfs mounts included), so a refusal reads the same in both places."""
     required = settings.sandbox == "process"
-    prefix = process_isolation_command()
-    if prefix is None:
-        return Check(
-            "process isolation",
-            False,
-            "no network namespace available "
-            "(unshare/bwrap refused); the process sandbox will refuse to run",
-            required=required,
-        )
-    return Check(
-        "process isolation",
-        True,
-        f"network namespace via {Path(prefix[0]).name}",
-        required=required,
-    )
+    try:
+        detail = ProcessBackend().check()
+    except SandboxUnavailable as exc:
+        return Check("process isolation", False, f"{exc}; it will refuse to run",
+                     required=required)  # fmt: skip
+    return Check("process isolation", True, detail, required=required)
 
 
 def check_artifacts(settings: Settings) -> Check:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
+from pathlib import Path
 
 import pytest
 
+import simcore.sandbox.process as process_module
+from simcore.config import Settings
+from simcore.doctor import check_process_isolation
 from simcore.errors import InvalidInput
 from simcore.model import Patch, RunStatus
 from simcore.patches import default_patch
@@ -48,6 +53,36 @@ def test_isolation_that_is_not_there_is_refused_with_the_reason() -> None:
         backend.check()
     with pytest.raises(SandboxUnavailable):
         run_simulation(SCENARIO, "python", 1, None, backend)
+
+
+def test_a_host_that_refuses_the_private_tmp_gets_no_sandbox(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Namespaces alone are not enough: where the sandbox's private /tmp cannot be mounted
+    (a container without CAP_SYS_ADMIN, say), runs are refused, and doctor says why."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("unshare", "sh", "mkdir", "chown", "setpriv", "prlimit", "true"):
+        found = shutil.which(tool, path=process_module.SAFE_PATH)
+        if found is None:
+            pytest.skip(f"{tool} is not installed")
+        (tools / tool).symlink_to(found)
+    mount = tools / "mount"
+    mount.write_text("#!/bin/sh\necho 'mount: /tmp: permission denied.' >&2\nexit 32\n")
+    mount.chmod(0o755)
+    monkeypatch.setattr(process_module, "SAFE_PATH", str(tools))
+    monkeypatch.setattr(process_module, "_probe_cache", {})
+    mechanism = "unshare" if os.geteuid() == 0 else "userns"
+
+    backend = ProcessBackend(isolation=mechanism)
+    with pytest.raises(SandboxUnavailable, match=rf"{mechanism}: mount: /tmp: permission denied"):
+        backend.check()
+    with pytest.raises(SandboxUnavailable, match="private tmpfs on /tmp"):
+        run_simulation(SCENARIO, "python", 1, None, backend)
+    doctor = check_process_isolation(Settings(sandbox="process"))
+    assert not doctor.ok and doctor.required
+    assert "mount: /tmp: permission denied" in doctor.detail
+    assert "refuse to run" in doctor.detail
 
 
 def test_unknown_isolation_and_language_are_refused() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,6 +98,17 @@ def containers(backend: DockerBackend, **labels: str) -> list[dict[str, Any]]:
 
 def container_exists(backend: DockerBackend, container_id: str) -> bool:
     return bool(backend.api.containers(all=True, filters={"id": container_id}))
+
+
+def removed_soon(backend: DockerBackend, container_id: str, within: float = 10.0) -> bool:
+    """Whether the container is gone, now or within ``within`` seconds: a run that ended
+    normally leaves its stopped container to the backend's reaper."""
+    deadline = time.monotonic() + within
+    while container_exists(backend, container_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def host_processes(argv: tuple[str, ...]) -> list[int]:

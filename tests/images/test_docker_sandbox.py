@@ -46,6 +46,7 @@ from tests.images.sandboxes import (
     docker_backend,
     leaked_secrets,
     process_backend,
+    removed_soon,
     worker_secrets,
 )
 
@@ -121,6 +122,37 @@ def test_a_runner_killed_at_the_deadline_ends_the_run_in_timeout(docker: DockerB
     info = sandbox.close()
     assert info.deadline_hit and info.exit_code == 137
     assert not container_exists(docker, sandbox.container_id)
+
+
+def test_a_run_that_ends_normally_leaves_only_a_stopped_container_for_the_reaper(
+    engine: Any, built: str
+) -> None:
+    """The report does not wait for the engine's teardown: by the time it is ready, no process
+    of the sandbox is left; the stopped container is removed in the background, and closing
+    the backend waits for that."""
+    backend = docker_backend(warm_pool=0)
+    recording = Recording(backend)
+    runner_pids: list[int] = []
+
+    def on_log(line: str) -> None:
+        if "timed out after" in line and not runner_pids:  # the patch runs: mid-run
+            (sandbox,) = recording.started
+            state = engine.api.inspect_container(sandbox.container_id)["State"]
+            runner_pids.append(int(state["Pid"]))
+
+    scenario = SMALL.model_copy(update={"error_frequency": 1.0})
+    try:
+        report = run_simulation(scenario, "python", 1, _good("python"), recording, 30_000,
+                                on_log)  # fmt: skip
+        assert report.status is RunStatus.SUCCESS, report.reasons
+        (pid,) = runner_pids
+        assert pid > 0 and not os.path.exists(f"/proc/{pid}")  # the runner, seen from the host
+        (sandbox,) = recording.started
+        assert isinstance(sandbox, DockerSandbox)
+        assert sandbox.close().exit_code is None  # nobody waited for it
+    finally:
+        backend.close()
+    assert engine.api.containers(all=True, filters={"id": sandbox.container_id}) == []
 
 
 def test_a_missing_language_or_a_closed_backend_cannot_start(built: str) -> None:
@@ -345,7 +377,7 @@ def test_a_pooled_container_serves_one_run_and_is_destroyed(pooled: DockerBacken
     assert report.status is RunStatus.SUCCESS
     (sandbox,) = recording.started
     assert sandbox.container_id == ready[0]
-    assert not container_exists(pooled, ready[0])  # used once, then gone
+    assert removed_soon(pooled, ready[0])  # used once, then gone
     # Refilled, with new containers only: none is ever used twice.
     assert pooled.warm_up("python", timeout=60)
     now = pooled.pool.ready_ids("python")
@@ -391,7 +423,7 @@ def test_pooled_containers_older_than_the_max_age_are_discarded(built: str) -> N
         time.sleep(1.2)
         sandbox = backend.start(SandboxSpec("python", 10_000))
         assert sandbox.container_id != stale  # a cold one, not the stale one
-        assert not container_exists(backend, stale)
+        assert removed_soon(backend, stale)
         sandbox.close()
     finally:
         backend.close()

@@ -30,11 +30,11 @@ from tests.images.sandboxes import (
     BACKENDS,
     LANGUAGES,
     Recording,
-    container_exists,
     docker_backend,
     host_processes,
     leaked_secrets,
     process_backend,
+    removed_soon,
     worker_secrets,
 )
 
@@ -155,9 +155,11 @@ def assert_nothing_left(backend_name: str, backend: Any, sandbox: Any) -> None:
     assert host_processes(SLEEPER) == []
     if backend_name == "docker":
         assert isinstance(sandbox, DockerSandbox)
-        assert not container_exists(backend, sandbox.container_id)
+        assert removed_soon(backend, sandbox.container_id)
     else:
-        assert not Path(sandbox._workdir).exists()
+        # The runner's home was in its private /tmp: never a folder of the host's.
+        assert sandbox.host_dir is None
+        assert not Path(sandbox.home).exists()
 
 
 def assert_next_run_succeeds(backend: Any, language: str) -> None:
@@ -223,30 +225,25 @@ def check_stderr_flood(o: Outcome, ctx: dict[str, Any]) -> None:
     assert o.logs[-1].startswith("[log truncated after")
 
 
-def check_write_outside(o: Outcome, ctx: dict[str, Any]) -> str | None:
+def check_write_outside(o: Outcome, ctx: dict[str, Any]) -> None:
     assert_patch_ran_once(o)
     results = {line.split("write: ")[1].rsplit(" ", 2)[0]: line for line in o.lines("write: ")}
     assert len(results) == len(ctx["targets"]) + 1, o.text
     (mine,) = (line for path, line in results.items() if path not in ctx["targets"])
     assert "WRITTEN" in mine  # its own temporary folder is writable
-    shared = [t for t in ctx["targets"] if t in ctx["shared_tmp"]]
     created = [t for t in ctx["new_targets"] if Path(t).exists()]
     for target in created:  # only files the probe made: none of them existed before
         Path(target).unlink()
+    # Nothing reached the host: every folder it could write is the sandbox's own tmpfs.
+    assert created == []
+    written = [t for t in ctx["targets"] if "WRITTEN" in results[t]]
+    shared = ctx["shared_tmp"]
     if ctx["name"] == "docker":
-        # /tmp in a container is its own tmpfs: written there, gone with it.
-        assert created == []
-        written = [t for t in ctx["targets"] if "WRITTEN" in results[t]]
+        # The container's only writable place is its /tmp (and /dev/shm does not exist).
         assert written == [t for t in shared if t.startswith("/tmp/")], results
-        return None
-    escaped = [t for t in ctx["targets"] if "WRITTEN" in results[t] or t in created]
-    assert [t for t in escaped if t not in shared] == []
-    if escaped:
-        return (
-            "process sandbox (unshare): the host's world-writable folders are writable from "
-            f"the sandbox: {', '.join(escaped)}"
-        )
-    return None
+    else:
+        # A private tmpfs over each of the host's shared folders that exists here.
+        assert written == [t for t in shared if Path(t).parent.is_dir()], results
 
 
 def check_env_secrets(o: Outcome, ctx: dict[str, Any]) -> None:
@@ -347,10 +344,83 @@ def test_hostile_patch(
     outcome, sandbox = play(backend, language, code, max_run_time_ms)
 
     try:
-        known_gap = check(outcome, ctx)
+        check(outcome, ctx)
         assert leaked_secrets(outcome.text + outcome.report.to_json()) == []
     finally:
         assert_nothing_left(backend_name, backend, sandbox)
     assert_next_run_succeeds(backend, language)
-    if known_gap:
-        pytest.xfail(known_gap)
+
+
+# -- what a patch leaves in the shared temporary folders -------------------------------------
+
+LEAVE_FILES = {
+    "python": (
+        "for path in TARGETS:\n"
+        "    try:\n"
+        "        with open(path, 'w') as f:\n"
+        "            f.write(MARK)\n"
+        "        with open(path) as f:\n"
+        "            ctx.log('kept:', path, f.read())\n"
+        "    except OSError as exc:\n"
+        "        ctx.log('kept:', path, 'refused', type(exc).__name__)\n"
+        "raise RuntimeError('done')\n"
+    ),
+    "node": (
+        "const fs = process.mainModule.require('fs');\n"
+        "for (const p of TARGETS) {\n"
+        "  try { fs.writeFileSync(p, MARK); ctx.log('kept: ' + p + ' ' + "
+        "fs.readFileSync(p, 'utf8')); }\n"
+        "  catch (e) { ctx.log('kept: ' + p + ' refused ' + e.code); }\n"
+        "}\n"
+        "throw new Error('done');\n"
+    ),
+}
+LOOK_FOR_FILES = {
+    "python": (
+        "import os\n"
+        "for path in TARGETS:\n"
+        "    ctx.log('previous:', path, 'PRESENT' if os.path.exists(path) else 'absent')\n"
+        "ctx.retry()\n"
+    ),
+    "node": (
+        "const fs = process.mainModule.require('fs');\n"
+        "for (const p of TARGETS) "
+        "ctx.log('previous: ' + p + ' ' + (fs.existsSync(p) ? 'PRESENT' : 'absent'));\n"
+        "ctx.retry();\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_files_a_patch_leaves_in_tmp_never_reach_the_host_or_the_next_run(
+    request: pytest.FixtureRequest, backend_name: str, language: str
+) -> None:
+    backend = request.getfixturevalue(f"{backend_name}_sandbox")
+    mark = f"left-behind-{uuid.uuid4().hex[:8]}"
+    targets = [f"{folder}/simtui-left-{mark}" for folder in ("/tmp", "/var/tmp", "/dev/shm")]
+    on_host_during_run: list[str] = []
+
+    def watch(line: str) -> None:
+        # Called while the sandbox still runs, right after the patch read its file back.
+        if "kept: " in line:
+            on_host_during_run.extend(t for t in targets if os.path.exists(t))
+
+    logs: list[str] = []
+    code = fill(LEAVE_FILES[language], TARGETS=targets, MARK=mark)
+    report = run_simulation(SCENARIO, language, 1, _patch(language, code), backend, 20_000,
+                            lambda line: (logs.append(line), watch(line)))  # fmt: skip
+    assert report.reasons[0] in DONE_REASONS, (report.reasons, logs[-5:])
+    kept = [line for line in logs if "kept: " in line and line.endswith(mark)]
+    assert any(f"kept: {targets[0]} " in line for line in kept), logs  # /tmp was writable
+    assert on_host_during_run == []
+    assert [t for t in targets if os.path.exists(t)] == []
+
+    # The next run on the same worker starts clean, and succeeds.
+    logs.clear()
+    look = fill(LOOK_FOR_FILES[language], TARGETS=targets)
+    report = run_simulation(FOLLOW_UP, language, 1, _patch(language, look), backend, 30_000,
+                            logs.append)  # fmt: skip
+    assert report.status is RunStatus.SUCCESS, report.reasons
+    seen = [line for line in logs if "previous: " in line]
+    assert seen and all(line.endswith(" absent") for line in seen), seen

@@ -23,6 +23,17 @@ The runner is killed at ``max_run_time_ms`` (the run ends ``timeout``); a runner
 the kernel for memory is reported as such in the log tail; the container is removed when the
 sandbox is closed, whatever happened.
 
+Teardown off the run's critical path: the engine ends the attach connection only after it
+has deleted the container's task, so by then no process of the container is left, and a run
+whose runner left by itself after the worker's ``bye`` has nothing more to wait for. The
+engine still takes tens of milliseconds to clean up (its listing says "running" meanwhile),
+then to inspect and remove the stopped container; for such a run ``close`` returns at once
+and a reaper thread of the backend removes the container (``exit_code`` is then None: nobody
+waits for it). Every other end (the runner gone before ``bye``, killed at the deadline, a
+protocol violation) is inspected and removed before ``close`` returns, so that its exit
+status and an out-of-memory kill reach the report. Closing the backend waits for the reaper;
+after a crash, the orphans pass (below) removes what it had not.
+
 Warm pool: starting a container costs a few hundred milliseconds, most of it in the engine.
 With ``SIMTUI_DOCKER_WARM_POOL=N`` (default 2, 0 disables) the backend keeps up to N
 containers per image already created and started, their runner blocked reading its
@@ -41,6 +52,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import math
 import os
@@ -101,6 +113,8 @@ _CHUNK = 256 * 1024
 # Stop waiting for the runner to finish on its own after this long, at close.
 _EXIT_GRACE_S = 0.5
 _KILLED_DRAIN_S = 5.0
+# How long closing a backend waits for the reaper to remove what it was handed.
+_REAPER_CLOSE_S = 30.0
 
 # Names the worker may pass through from its own environment (values are read at container
 # creation). Nothing else of the worker's environment reaches a container.
@@ -252,6 +266,15 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
+def _is_bye(data: bytes) -> bool:
+    """Whether ``data`` (what the worker sent) is its last message, ``bye``."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("type") == "bye"
+
+
 def _client() -> Any:
     try:
         return docker_client(timeout=60)
@@ -321,6 +344,7 @@ class DockerSandbox:
         spec: SandboxSpec,
         limits: DockerLimits,
         on_closed: Callable[[], None] | None = None,
+        discard: Callable[[_Attached], None] | None = None,
     ) -> None:
         self._c = attached
         self._api = attached.api
@@ -328,6 +352,9 @@ class DockerSandbox:
         self._spec = spec
         self._limits = limits
         self._on_closed = on_closed
+        self._discard = discard
+        self._said_bye = False
+        self._killed = False
         self._frames = bytearray()
         self._out = bytearray()
         self._scanned = 0
@@ -379,6 +406,8 @@ class DockerSandbox:
             self._sock.sendall(data)
         except OSError as exc:
             raise BrokenPipeError(f"the sandbox is gone: {exc}") from None
+        if not self._said_bye and b'"bye"' in data:
+            self._said_bye = _is_bye(data)
 
     def recv(self) -> bytes:
         limit = MAX_LINE_BYTES + 1
@@ -473,6 +502,7 @@ class DockerSandbox:
         self._arm(seconds, deadline=False)
 
     def kill(self) -> None:
+        self._killed = True
         try:
             self._api.kill(self._c.id)
         except NotFound:
@@ -516,11 +546,18 @@ class DockerSandbox:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_WR)
             self._drain(_EXIT_GRACE_S)
+            # The runner finished the run and left by itself: no process of the container is
+            # left, and its exit status no longer matters to the report (module docstring).
+            finished = self._eof and self._said_bye and not self._killed
             if not self._eof:
                 self.kill()
                 self._drain(_KILLED_DRAIN_S)
-            state = self._state()
-            self._c.destroy()
+            state: dict[str, Any] = {}
+            if finished and self._discard is not None:
+                self._discard(self._c)
+            else:
+                state = self._state()
+                self._c.destroy()
             self._end_log()
             self._log.join(timeout=2)
             # A reader still running (its callback blocks) keeps its stream; see process.py.
@@ -604,8 +641,8 @@ class _WarmPool:
                     break
                 stale.append(candidate)
             self._changed.notify_all()
-        for container in stale:
-            container.destroy()
+        for container in stale:  # not on the way of the run that is starting
+            self.backend.discard(container)
         return chosen
 
     def refill(self) -> None:
@@ -694,6 +731,77 @@ class _WarmPool:
             container.destroy()
 
 
+# --- the reaper -----------------------------------------------------------------------------
+
+
+class _Reaper:
+    """Removes the stopped containers of finished runs on a thread of its own."""
+
+    def __init__(self) -> None:
+        self._queue: deque[_Attached] = deque()
+        self._cond = threading.Condition()
+        self._busy = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, container: _Attached) -> bool:
+        """Queue ``container`` for removal; False once closed (the caller removes it)."""
+        with self._cond:
+            if self._closed:
+                return False
+            self._queue.append(container)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="docker-reaper", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+        return True
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                container = self._queue.popleft()
+                self._busy += 1
+            try:
+                container.destroy()
+            except Exception as exc:  # the thread must outlive one bad removal
+                log.warning("could not remove sandbox %s: %s", container.id[:12], exc)
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until everything queued so far is removed; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def close(self, timeout: float = _REAPER_CLOSE_S) -> None:
+        """Remove what is queued, then stop (idempotent)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        with self._cond:
+            leftovers = list(self._queue)
+            self._queue.clear()
+        for container in leftovers:
+            container.destroy()
+
+
 # --- the backend ----------------------------------------------------------------------------
 
 _live_backends: weakref.WeakSet[DockerBackend] = weakref.WeakSet()
@@ -769,6 +877,7 @@ class DockerBackend:
             self._release()
             raise SandboxUnavailable(f"docker sandbox unavailable: {_one_line(exc)}") from None
         self.pool = _WarmPool(self, size, max_age) if size > 0 else None
+        self._reaper = _Reaper()
         _live_backends.add(self)
 
     # -- images ------------------------------------------------------------------------------
@@ -813,11 +922,23 @@ class DockerBackend:
         if attached is None:
             attached = self.create(spec.language, spec.run_id, warm=False,
                                    max_run_time_ms=spec.max_run_time_ms)  # fmt: skip
-        return DockerSandbox(attached, spec, self.limits, on_closed=self._after_run)
+        return DockerSandbox(attached, spec, self.limits, on_closed=self._after_run,
+                             discard=self.discard)  # fmt: skip
 
     def _after_run(self) -> None:
         if self.pool is not None:
             self.pool.refill()
+
+    def discard(self, container: _Attached) -> None:
+        """Remove a container no run needs any more, in the background when possible."""
+        container.close_connection()
+        if not self._reaper.submit(container):
+            container.destroy()
+
+    def wait_removals(self, timeout: float = 10.0) -> bool:
+        """Block until the containers of the runs closed so far are removed (the reaper's
+        work); False when that takes longer than ``timeout``."""
+        return self._reaper.wait_idle(timeout)
 
     def warm_up(self, language: str, timeout: float = 30.0) -> bool:
         """Fill the pool of ``language`` now and wait for it; False without a pool or when
@@ -925,5 +1046,6 @@ class DockerBackend:
         self._closed = True
         if self.pool is not None:
             self.pool.close()
+        self._reaper.close()
         _live_backends.discard(self)
         self._release()

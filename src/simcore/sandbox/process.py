@@ -3,27 +3,43 @@
 For hosts without a Docker engine. Isolation, strongest first, probed once per process:
 
 - ``bwrap``: bubblewrap with every namespace unshared and a read-only view of the host.
-- ``unshare`` (root): new network, pid and mount namespaces (``unshare -n -p -f``); the runner
-  then drops to uid/gid 65534 (``setpriv``) so it cannot write what root owns.
-- ``userns`` (not root): the same namespaces inside a new user namespace (``unshare -Urn``).
+- ``unshare`` (root): new network, pid, mount, IPC and UTS namespaces; the runner then drops
+  to uid/gid 65534 (``setpriv``) so it cannot write what root owns.
+- ``userns`` (not root): the same namespaces inside a new user namespace (``unshare -Ur``).
 
 In every case: only the loopback of an empty network namespace (down), resource limits
 (CPU seconds, address space, processes, file size, open files, no core dumps), an environment
-built from an allow-list, and a private temporary directory that holds a copy of the SDK and
-is removed afterwards. The runner is killed at ``max_run_time_ms``, with its whole process
-group (and, in a pid namespace, everything it started).
+built from an allow-list, and private temporary folders. The host's world-writable folders
+(``/tmp``, ``/var/tmp``, ``/dev/shm``, ``/run/lock``) are shared by every user of the host, so
+uid 65534 alone does not keep a patch out of them: inside the sandbox's own mount namespace
+each is replaced by a fresh, size-capped tmpfs (``nosuid,nodev,noexec``) before the runner
+starts. The runner's home and working directory is a folder of that private ``/tmp``, with
+the SDK bind-mounted read-only into it. What the runner writes there is never on the host's
+disks nor visible to the host's processes, and it is freed with the namespace, when the last
+process of the sandbox ends. Elsewhere it may write what its user may: nothing under
+``unshare`` (uid 65534 owns nothing); under ``userns`` it is the calling user, whose own
+files stay writable (``bwrap``'s read-only view of the host closes that). The runner is
+killed at ``max_run_time_ms``, with its whole process group (and, in a pid namespace,
+everything it started).
 
 The limits are applied by ``prlimit(1)`` in the exec chain rather than in a ``preexec_fn``:
-the worker is multi-threaded, and Python code between fork and exec can deadlock there.
+the worker is multi-threaded, and Python code between fork and exec can deadlock there. For
+the same reason the private mounts are made by a short ``sh`` script run as (namespace) root
+between ``unshare`` and ``setpriv``.
 
-When no isolation works the backend refuses to run and says why; ``unsafe_no_isolation``
-(development only) runs the runner with the limits, the allow-listed environment and the
-private directory, but in the host's namespaces and as the calling user.
+A mechanism counts as available only when the whole chain works here, private mounts
+included: a host where ``unshare`` may create a network namespace but not mount a tmpfs
+(a container without ``CAP_SYS_ADMIN``, user namespaces disabled) gets no process sandbox.
+When no isolation works the backend refuses to run and says why (``simcore doctor`` shows
+the same reason); ``unsafe_no_isolation`` (development only) runs the runner with the limits,
+the allow-listed environment and a private directory of the host's ``/tmp``, but in the
+host's namespaces and as the calling user.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -31,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +65,13 @@ SDK_DIR = Path(__file__).resolve().parent.parent / "sdk"
 NOBODY = 65534
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 MECHANISMS = ("bwrap", "unshare", "userns")
+HOME_PREFIX = "simtui-sbx-"
+# /tmp holds the runner's home; the others are only there so that nothing is shared.
+PRIVATE_TMP = "/tmp"
+SCRATCH_DIRS = ("/var/tmp", "/dev/shm", "/run/lock")
 
-_NS_FLAGS = ["--net", "--pid", "--fork", "--kill-child", "--mount-proc"]
+_NS_FLAGS = ["--net", "--pid", "--ipc", "--uts", "--mount", "--fork", "--kill-child",
+             "--mount-proc"]  # fmt: skip
 _probe_cache: dict[str, str | None] = {}
 _probe_lock = threading.Lock()
 
@@ -64,18 +86,66 @@ class Limits:
     processes: int = 256
     file_size: int = 16 * 1024 * 1024
     open_files: int = 64
+    # tmpfs pages are memory outside every rlimit above: each private folder is capped.
+    tmp_bytes: int = 64 * 1024 * 1024
+    scratch_bytes: int = 8 * 1024 * 1024
+    tmp_inodes: int = 4096
 
 
-def _probe(mechanism: str) -> str | None:
-    """None when ``mechanism`` works here, else why not (cached; runs ``true`` once)."""
+def _scratch_dirs() -> list[str]:
+    """The host's other world-writable folders that exist here, each once (``/var/lock``
+    and ``/dev/shm`` are symbolic links on some systems)."""
+    found: list[str] = []
+    for path in SCRATCH_DIRS:
+        real = os.path.realpath(path)
+        if real != os.path.realpath(PRIVATE_TMP) and os.path.isdir(real) and real not in found:
+            found.append(real)
+    return found
+
+
+def _setup_script(home: str, sdk: Path, limits: Limits, drop: bool) -> str:
+    """What runs as (namespace) root in the sandbox's new mount namespace, before the runner:
+    private tmpfs folders over the host's shared ones, the runner's home in the private /tmp,
+    the SDK read-only inside it. ``exec "$@"`` then becomes the runner's exec chain."""
+    q = shlex.quote
+    common = "nosuid,nodev,noexec,mode=1777"
+    mounts = [(PRIVATE_TMP, limits.tmp_bytes)] + [(d, limits.scratch_bytes)
+                                                   for d in _scratch_dirs()]  # fmt: skip
+    # The SDK may itself sit under the host's /tmp (a checkout there), hidden once the
+    # private /tmp is mounted: the shell's working directory keeps hold of it, and the bind
+    # mount reaches it through /proc/self/cwd (-c: as that link, not as the hidden path).
+    lines = ["set -eu", "umask 022", f"cd {q(str(sdk))}"]
+    for path, size in mounts:
+        options = f"{common},size={size},nr_inodes={limits.tmp_inodes}"
+        lines.append(f"mount -t tmpfs -o {options} simtui-private {q(path)}")
+    lines += [
+        f"mkdir -m 0700 {q(home)} {q(home + '/sdk')}",
+        # Every restricting flag at once: a bind mount in a user namespace may add flags
+        # but never drop one the host's mount has.
+        f"mount -c --bind -o ro,nosuid,nodev,noexec /proc/self/cwd {q(home + '/sdk')}",
+    ]
+    if drop:
+        lines.append(f"chown {NOBODY}:{NOBODY} {q(home)}")
+    # cd exports PWD and OLDPWD: the runner's environment is the allow-list, nothing more.
+    lines += [f"cd {q(home)}", "unset OLDPWD PWD", 'exec "$@"']
+    return "\n".join(lines)
+
+
+def _probe(mechanism: str, limits: Limits) -> str | None:
+    """None when ``mechanism`` works here, else why not (cached; runs ``true`` once in a
+    sandbox made exactly as a run's is, private mounts and all)."""
     with _probe_lock:
         if mechanism in _probe_cache:
             return _probe_cache[mechanism]
         tool = "bwrap" if mechanism == "bwrap" else "unshare"
-        if shutil.which(tool, path=SAFE_PATH) is None:
-            result: str | None = f"{tool} not found"
+        needed = [tool] if mechanism == "bwrap" else [tool, "mount", "sh"]
+        missing = [t for t in needed if shutil.which(t, path=SAFE_PATH) is None]
+        if missing:
+            result: str | None = f"{missing[0]} not found"
         else:
-            argv = [*_isolation_argv(mechanism, "/", drop=False), "true"]
+            home = f"{PRIVATE_TMP}/{HOME_PREFIX}probe"
+            argv = [*_isolation_argv(mechanism, home, SDK_DIR / "python", limits, drop=False),
+                    "true"]  # fmt: skip
             try:
                 done = subprocess.run(
                     argv, capture_output=True, timeout=10, env={"PATH": SAFE_PATH}, check=False
@@ -83,28 +153,37 @@ def _probe(mechanism: str) -> str | None:
             except (OSError, subprocess.TimeoutExpired) as exc:
                 result = f"{tool} failed: {exc}"
             else:
-                err = done.stderr.decode("utf-8", "replace").strip().splitlines()
-                result = None if done.returncode == 0 else (err[-1] if err else "failed")
+                # mount(8) spreads one error over several lines: keep them all, on one.
+                err = " ".join(done.stderr.decode("utf-8", "replace").split())[:300]
+                result = None if done.returncode == 0 else (err or "failed")
         _probe_cache[mechanism] = result
         return result
 
 
-def _isolation_argv(mechanism: str, workdir: str, drop: bool) -> list[str]:
+def _isolation_argv(mechanism: str, home: str, sdk: Path, limits: Limits, drop: bool) -> list[str]:
     if mechanism == "bwrap":
         argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-                "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-                "--bind", workdir, workdir, "--chdir", workdir]  # fmt: skip
+                "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                "--perms", "1777", "--size", str(limits.tmp_bytes),
+                "--tmpfs", PRIVATE_TMP]  # fmt: skip
+        for path in _scratch_dirs():
+            argv += ["--perms", "1777", "--size", str(limits.scratch_bytes), "--tmpfs", path]
+        argv += ["--perms", "0700", "--dir", home, "--ro-bind", str(sdk), f"{home}/sdk",
+                 "--chdir", home]  # fmt: skip
         if drop:
             argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
         return [*argv, "--"]
     if mechanism == "unshare":
-        argv = ["unshare", *_NS_FLAGS, "--"]
+        script = _setup_script(home, sdk, limits, drop)
+        argv = ["unshare", *_NS_FLAGS, "--", "sh", "-c", script, "simtui-sandbox"]
         if drop:
             argv += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                      "--no-new-privs", "--"]  # fmt: skip
         return argv
     if mechanism == "userns":
-        return ["unshare", "--user", "--map-root-user", *_NS_FLAGS, "--"]
+        script = _setup_script(home, sdk, limits, drop=False)
+        return ["unshare", "--user", "--map-root-user", *_NS_FLAGS, "--", "sh", "-c", script,
+                "simtui-sandbox"]  # fmt: skip
     raise ValueError(mechanism)
 
 
@@ -135,8 +214,15 @@ def _interpreter(language: str, drop: bool) -> str:
 class ProcessSandbox:
     """A running runner; see ``simcore.sandbox.base.Sandbox``."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, spec: SandboxSpec):
-        self._workdir = workdir
+    def __init__(
+        self, argv: list[str], env: dict[str, str], home: str, host_dir: Path | None,
+        spec: SandboxSpec,
+    ) -> None:  # fmt: skip
+        self.home = home
+        """The runner's home and working directory, as the runner sees it."""
+        self.host_dir = host_dir
+        """The folder on the host that backs ``home``: None when it lives in the sandbox's
+        private /tmp (every isolated mechanism); removed at close otherwise."""
         try:
             self._proc = subprocess.Popen(
                 argv,
@@ -144,13 +230,14 @@ class ProcessSandbox:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
-                cwd=workdir,
+                cwd=host_dir or "/",
                 start_new_session=True,
                 close_fds=True,
                 bufsize=MAX_LINE_BYTES * 2,
             )
         except OSError as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if host_dir is not None:
+                shutil.rmtree(host_dir, ignore_errors=True)
             raise SandboxStartError(f"cannot start {argv[0]}: {exc.strerror}") from None
         assert self._proc.stdin and self._proc.stdout and self._proc.stderr
         self._stdin_fd = self._proc.stdin.fileno()
@@ -235,7 +322,8 @@ class ProcessSandbox:
                     stream.close()
             except OSError:
                 pass
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        if self.host_dir is not None:
+            shutil.rmtree(self.host_dir, ignore_errors=True)
         self._closed = SandboxExit(
             exit_code=code,
             deadline_hit=self._deadline_hit,
@@ -270,7 +358,11 @@ class ProcessBackend:
 
     @property
     def drops_privileges(self) -> bool:
-        return not self.unsafe_no_isolation and os.geteuid() == 0
+        """Whether the runner runs as uid 65534 (root's mechanisms); in a user namespace it
+        is the calling user, mapped to root there."""
+        if self.unsafe_no_isolation or os.geteuid() != 0:
+            return False
+        return self.mechanism() != "userns"
 
     def mechanism(self) -> str | None:
         """The isolation that will be used (None in unsafe mode), or raise why there is none."""
@@ -283,15 +375,16 @@ class ProcessBackend:
             wanted = tuple(m for m in wanted if m != "unshare") or wanted
         failures = []
         for mechanism in wanted:
-            problem = _probe(mechanism)
+            problem = _probe(mechanism, self.limits)
             if problem is None:
                 return mechanism
             failures.append(f"{mechanism}: {problem}")
         raise SandboxUnavailable(
             "the process sandbox cannot isolate the SDK runner here ("
             + "; ".join(failures)
-            + "). Install bubblewrap or util-linux unshare (with user namespaces enabled "
-            "for non-root users), or use the docker sandbox; --unsafe-no-isolation is for "
+            + "). It needs new network, pid and mount namespaces and a private tmpfs on /tmp: "
+            "install bubblewrap or util-linux (unshare, mount), enable user namespaces for "
+            "non-root users, or use the docker sandbox; --unsafe-no-isolation is for "
             "development only"
         )
 
@@ -305,8 +398,12 @@ class ProcessBackend:
                 raise SandboxUnavailable(f"{tool} (util-linux) not found: cannot sandbox")
         if mechanism is None:
             return "process sandbox WITHOUT isolation (unsafe, development only): rlimits only"
-        who = f"uid {NOBODY}" if self.drops_privileges else "user namespace"
-        return f"process sandbox ({mechanism}: no network, own pid namespace, {who}, rlimits)"
+        who = f"uid {NOBODY}" if self.drops_privileges else "the calling user in a user namespace"
+        private = ", ".join([PRIVATE_TMP, *_scratch_dirs()])
+        return (
+            f"process sandbox ({mechanism}: no network, own pid/mount/ipc namespaces, {who}, "
+            f"private tmpfs on {private}, rlimits)"
+        )
 
     def _limits_argv(self, language: str, max_run_time_ms: int) -> list[str]:
         lim = self.limits
@@ -316,13 +413,13 @@ class ProcessBackend:
                 f"--fsize={lim.file_size}", f"--nofile={lim.open_files}", "--core=0",
                 "--"]  # fmt: skip
 
-    def _env(self, workdir: Path) -> dict[str, str]:
+    def _env(self, home: str) -> dict[str, str]:
         env = {
             "PATH": SAFE_PATH,
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
-            "HOME": str(workdir),
-            "TMPDIR": str(workdir),
+            "HOME": home,
+            "TMPDIR": home,
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONIOENCODING": "utf-8",
         }
@@ -331,6 +428,18 @@ class ProcessBackend:
                 env[name] = os.environ[name]
         return env
 
+    def _unsafe_home(self, language: str) -> Path:
+        """Without namespaces there is no private /tmp: a fresh folder of the host's, with a
+        copy of the SDK, removed at close."""
+        host_dir = Path(tempfile.mkdtemp(prefix=HOME_PREFIX))
+        try:
+            shutil.copytree(SDK_DIR / language, host_dir / "sdk",
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
+        except OSError as exc:
+            shutil.rmtree(host_dir, ignore_errors=True)
+            raise SandboxStartError(f"cannot prepare the sandbox directory: {exc}") from None
+        return host_dir
+
     def start(self, spec: SandboxSpec) -> ProcessSandbox:
         if spec.language not in SUPPORTED_LANGUAGES:
             raise SandboxStartError(f"no SDK runner for language {spec.language!r}")
@@ -338,23 +447,21 @@ class ProcessBackend:
         mechanism = self.mechanism()
         drop = self.drops_privileges
         interpreter = _interpreter(spec.language, drop)
-        workdir = Path(tempfile.mkdtemp(prefix="simtui-sbx-"))
-        try:
-            sdk = workdir / "sdk"
-            shutil.copytree(SDK_DIR / spec.language, sdk,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))  # fmt: skip
-            if drop:
-                for path in (workdir, *workdir.rglob("*")):
-                    os.chown(path, NOBODY, NOBODY)
-        except OSError as exc:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise SandboxStartError(f"cannot prepare the sandbox directory: {exc}") from None
+        host_dir: Path | None = None
+        if mechanism is None:
+            host_dir = self._unsafe_home(spec.language)
+            home = str(host_dir)
+        else:
+            # Made inside the sandbox's own /tmp: the name only has to be unique there.
+            home = f"{PRIVATE_TMP}/{HOME_PREFIX}{uuid.uuid4().hex[:12]}"
+        sdk = f"{home}/sdk"
         if spec.language == "python":
-            runner = [interpreter, "-I", "-S", "-B", str(sdk / "runner.py")]
+            runner = [interpreter, "-I", "-S", "-B", f"{sdk}/runner.py"]
         else:
             runner = [interpreter, f"--max-old-space-size={self.limits.node_heap_mb}",
-                      "--no-warnings", str(sdk / "runner.js")]  # fmt: skip
+                      "--no-warnings", f"{sdk}/runner.js"]  # fmt: skip
         argv = self._limits_argv(spec.language, spec.max_run_time_ms) + runner
         if mechanism is not None:
-            argv = _isolation_argv(mechanism, str(workdir), drop) + argv
-        return ProcessSandbox(argv, self._env(workdir), workdir, spec)
+            argv = _isolation_argv(mechanism, home, SDK_DIR / spec.language, self.limits,
+                                   drop) + argv  # fmt: skip
+        return ProcessSandbox(argv, self._env(home), home, host_dir, spec)
