@@ -1,8 +1,9 @@
 """What every full screen shares: write keys guarded by role, and the actions on a run.
 
 Approve, reject, re-run and cancel are the same whether they are pressed on the home screen
-(on the selected run or approval) or in a run's detail, so they live here once. Each write
-runs in a thread worker and reports back with ``ActionDone`` / ``ActionFailed``.
+(on the selected run or approval) or in a run's detail, so they live here once; so do the
+rollout's stage, promote and roll back. Each write runs in a thread worker and reports back
+with ``ActionDone`` / ``ActionFailed``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from textual import work
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from simcore.errors import SimError
-from simtui import keys
+from simcore import rollout
+from simcore.errors import Conflict, SimError
+from simcore.model import ApprovalStatus
+from simcore.rollout import MAX_REASON, RolloutAction
+from simtui import keys, rollouts
 from simtui.format import short_id
 from simtui.messages import ActionDone, ActionFailed, LogsArrived, RunChanged
+from simtui.rollouts import VERB, Canary
 from simtui.screens.confirm import ConfirmScreen
 from simtui.screens.note import NoteScreen
 from simtui.session import Session
@@ -143,6 +148,93 @@ class BaseScreen(Screen[None]):
                 open_run=True,
             )
         )
+
+    # -- the rollout after approval -------------------------------------------------------------
+
+    def start_rollout(
+        self,
+        run_id: str,
+        status: ApprovalStatus | None,
+        action: RolloutAction,
+        what: str,
+        canary: Canary | None = None,
+    ) -> None:
+        """Ask for confirmation (and a reason) before a rollout step, if the step is legal.
+
+        ``status`` is the approval's state as shown; None: the run has no approval. A step
+        the state machine refuses is said at once, in the engine's own words (its
+        ``check``), rather than after a dialog; the engine checks again when it commits, so
+        a state that moved meanwhile is refused then, also in its words.
+        """
+        short = short_id(run_id)
+        if status is None:
+            self.say(
+                f"run {short} has no approval request (only a successful patched run has)",
+                severity="warning",
+            )
+            return
+        try:
+            rollout.check(status, action, f"the patch of run {short}")
+        except Conflict as exc:
+            self.say(str(exc), severity="warning")
+            return
+        if rollouts.rollout_ops(self.session.simulator) is None:
+            self.say(f"{VERB[action]}: {rollouts.LOCAL_ONLY}", severity="warning")
+            return
+        required = action is RolloutAction.ROLLBACK
+        default = rollouts.default_reason(action, canary)
+        lines = [what, self._step_text(status, action, canary)]
+        if canary is not None:
+            lines.append(f"canary: {canary.label} ({canary.reason})")
+        if not required:
+            lines.append(f"an empty reason is journaled as: {default}")
+
+        def answered(note: str | None) -> None:
+            if note is not None:
+                self.rollout_step(run_id, action, note or default)
+
+        self.app.push_screen(
+            NoteScreen(
+                f"{VERB[action].capitalize()} the patch of run {short}?",
+                "\n".join(lines),
+                required=required,
+                confirm=VERB[action],
+                field="reason",
+                # The engine's words for an empty reason (simcore.rollout).
+                required_message="say why (it goes to the journal)",
+                placeholder="reason (required)" if required else "reason (optional)",
+                max_length=MAX_REASON,
+            ),
+            answered,
+        )
+
+    def _step_text(
+        self, status: ApprovalStatus, action: RolloutAction, canary: Canary | None
+    ) -> str:
+        settings = self.session.settings
+        if action is RolloutAction.STAGE:
+            first = f"{settings.rollout_steps[0]}%" if settings else "the plan's first step"
+            return f"{status.value} → staged at {first}; the rollout hook runs"
+        if action is RolloutAction.PROMOTE:
+            after = canary.next_percentage if canary is not None else None
+            to = f"{after}%" if after is not None else "the next step of its plan"
+            return f"{status.value} → {to} (100% is deployed); the rollout hook runs"
+        return f"{status.value} → rolled back at 0%; the rollout hook runs"
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def rollout_step(self, run_id: str, action: RolloutAction, reason: str) -> None:
+        simulator, principal = self.session.open()
+        ops = rollouts.rollout_ops(simulator)
+        if ops is None:
+            self.post_message(ActionFailed(f"{VERB[action]}: {rollouts.LOCAL_ONLY}"))
+            return
+        try:
+            result = rollouts.transition(ops, principal, run_id, action, reason)
+        except (SimError, psycopg.Error) as exc:
+            # An illegal step, a failed hook (the state stays), a lost connection: all said.
+            self.post_message(ActionFailed(str(exc), getattr(exc, "field", None)))
+            return
+        self.post_message(ActionDone(rollouts.describe(result), result.rollout.run_id))
 
     def on_action_failed(self, message: ActionFailed) -> None:
         message.stop()

@@ -1,10 +1,13 @@
-"""Home: the queue, success rates, recent runs, pending approvals, KPIs and alerts, live.
+"""Home: the queue, success rates, recent runs, the approval queue, KPIs and alerts, live.
 
 Refreshing: one snapshot read at a time, in a thread worker. A database event (LISTEN) asks
 for a refresh soon; a one-shot timer, re-armed when each refresh ends, is the fallback
 (slow while LISTEN is up, since then it only has to move ages and time windows along; fast
 when updates must be polled). While another screen or a dialog is on top, nothing is read:
 the screen is marked stale and catches up when it is shown again.
+
+The approval queue also lists the patches in rollout (staged, deployed) with their canary:
+those are read after each snapshot, in a worker of their own, so that they never delay it.
 """
 
 from __future__ import annotations
@@ -18,15 +21,19 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
+from simcore.approvals import Approval
 from simcore.dashboard import DashboardSnapshot, RecentRun
 from simcore.errors import SimError
 from simcore.model import ApprovalStatus, RunStatus
+from simcore.rollout import RolloutAction
 from simtui import format as fmt
-from simtui.keys import write_binding
+from simtui import keys
+from simtui.keys import ROLLOUT_ACTIONS, rollout_bindings, write_binding
 from simtui.messages import (
     ActionDone,
     HomeReady,
@@ -37,9 +44,10 @@ from simtui.messages import (
     SnapshotReady,
     WorkersChanged,
 )
+from simtui.rollouts import Rollouts, read_rollouts
 from simtui.screens.base import BaseScreen
 from simtui.widgets.charts import QueueChart, SuccessChart
-from simtui.widgets.tables import ApprovalsTable, LanguageTable, RunsTable
+from simtui.widgets.tables import ApprovalsTable, LanguageTable, RunsTable, state_text
 from simtui.widgets.tiles import AlertBanner, KpiBar
 
 POLL_LIVE_SECONDS = 30.0
@@ -51,6 +59,23 @@ POLL_API_SECONDS = 5.0
 EVENT_DELAY_SECONDS = 0.15
 """Events come in bursts (a run queued, claimed, finished): one refresh takes them all."""
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
+ROLLOUTS_EVERY_SECONDS = 5.0
+"""The rollouts change by their own keys (no database event) and by canary observations: a
+burst of run events needs no new read of them, a step taken here or ctrl+r does."""
+ROLLOUT_STATES = (ApprovalStatus.APPROVED, ApprovalStatus.STAGED, ApprovalStatus.DEPLOYED)
+"""An approval in one of these can take a rollout step: the footer then shows the keys."""
+
+
+class RolloutsRead(Message):
+    """The staged and deployed patches with their canary, or why they could not be read."""
+
+    def __init__(self, rollouts: Rollouts | None, error: str | None = None) -> None:
+        super().__init__()
+        self.rollouts = rollouts
+        self.error = error
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RolloutsRead)
 
 
 class HomeScreen(BaseScreen):
@@ -61,8 +86,10 @@ class HomeScreen(BaseScreen):
         *write_binding("R", "rerun", "Re-run", id="rerun"),
         *write_binding("c", "cancel_run", "Cancel", id="cancel"),
         Binding("slash", "filter", "Filter", id="filter"),
+        *rollout_bindings(),
         Binding("p", "patches", "Patches", show=False, id="patches"),
         Binding("J", "journal", "Journal", show=False, id="journal"),
+        Binding("C", "checklist", "Checklist", show=False, id="checklist"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, id="refresh"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear-filter"),
     ]
@@ -70,6 +97,11 @@ class HomeScreen(BaseScreen):
     def __init__(self) -> None:
         super().__init__(id="home")
         self.snapshot: DashboardSnapshot | None = None
+        self.rollouts: Rollouts | None = None
+        """None until first read (and in a session that cannot read them)."""
+        self.rollouts_error: str | None = None
+        self._rollout_keys_shown = False
+        self._rollouts_read_at: float | None = None
         self.last_error: str | None = None
         self._timer: Timer | None = None
         self._due: float = 0.0
@@ -149,6 +181,11 @@ class HomeScreen(BaseScreen):
             self.request_refresh(self._poll_interval())
 
     def on_screen_resume(self) -> None:
+        if self.snapshot is not None:
+            # A rollout step may have been taken on the screen or in the dialog that was on
+            # top, and it sends no database event: read the rollouts again now.
+            self._rollouts_read_at = time.monotonic()
+            self.refresh_rollouts()
         if self._stale:
             self._stale = False
             self.request_refresh(0)
@@ -163,6 +200,7 @@ class HomeScreen(BaseScreen):
             self.request_refresh(POLL_SECONDS)
 
     def action_refresh(self) -> None:
+        self._rollouts_read_at = None
         self.request_refresh(0)
 
     # -- reading ------------------------------------------------------------------------------
@@ -193,6 +231,26 @@ class HomeScreen(BaseScreen):
             # The worker that was alive went away: take over so that runs still progress.
             self.tui.start_worker()
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="rollouts")
+    def refresh_rollouts(self) -> None:
+        simulator, principal = self.session.open()
+        try:
+            rollouts = read_rollouts(simulator, principal)
+        except (SimError, psycopg.Error) as exc:
+            self.post_message(RolloutsRead(None, str(exc)))
+            return
+        if not get_current_worker().is_cancelled:  # a newer read is on its way
+            self.post_message(RolloutsRead(rollouts))
+
+    def on_rollouts_read(self, message: RolloutsRead) -> None:
+        self.rollouts_error = message.error
+        if message.rollouts is not None:
+            self.rollouts = message.rollouts
+        if self.snapshot is not None:
+            self._show_approvals(self.snapshot)
+            self._titles(self.snapshot)
+            self._update_rollout_keys()
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "snapshot" and event.state in (
             WorkerState.ERROR,
@@ -221,6 +279,10 @@ class HomeScreen(BaseScreen):
         self._failures = 0
         self.show(message.snapshot)
         self._finished()
+        last = self._rollouts_read_at
+        if last is None or time.monotonic() - last >= ROLLOUTS_EVERY_SECONDS:
+            self._rollouts_read_at = time.monotonic()
+            self.refresh_rollouts()
         if not self._ready_sent:
             self._ready_sent = True
             # After the next paint: "ready" means on screen, not just in the widgets.
@@ -246,12 +308,37 @@ class HomeScreen(BaseScreen):
             )
             self.query_one(LanguageTable).show(snapshot.by_language)
             self.query_one(RunsTable).show(snapshot.recent_runs, now, self.needle)
-            self.query_one(ApprovalsTable).show(snapshot.approvals, now)
+            self._show_approvals(snapshot)
             self._titles(snapshot)
             self._status()
         if self._select_after and self.query_one(RunsTable).select_key(self._select_after):
             self._select_after = None
             self.query_one(RunsTable).focus()
+        self._update_rollout_keys()
+
+    def _queue(self, snapshot: DashboardSnapshot) -> list[Approval]:
+        """The pending approvals of the snapshot and the patches in rollout, once each."""
+        shown = {a.id: a for a in snapshot.approvals}
+        # The rollouts were read after the snapshot: where both have a row, theirs is newer.
+        shown.update({a.id: a for a in self.rollouts.approvals} if self.rollouts else {})
+        return list(shown.values())
+
+    def _show_approvals(self, snapshot: DashboardSnapshot) -> None:
+        canary = self.rollouts.canary if self.rollouts else None
+        self.query_one(ApprovalsTable).show(self._queue(snapshot), snapshot.taken_at, canary)
+
+    def _approvals_title(self, snap: DashboardSnapshot) -> str:
+        title = f"Pending approvals ({snap.pending_approvals})"
+        if self.rollouts_error is not None:
+            return title + f" · rollouts unavailable: {self.rollouts_error}"
+        rows = self.rollouts.approvals if self.rollouts else ()
+        staged = sum(a.status is ApprovalStatus.STAGED for a in rows)
+        deployed = len(rows) - staged
+        if staged:
+            title += f" · staged {staged}"
+        if deployed:
+            title += f" · deployed {deployed}"
+        return title
 
     def _titles(self, snap: DashboardSnapshot | None) -> None:
         titles = {
@@ -272,7 +359,7 @@ class HomeScreen(BaseScreen):
                     "#queue-pane": f"Queue {snap.queued} · running {snap.running}",
                     "#success-pane": f"Success 24h {fmt.percent(rate.value, 1)}",
                     "#runs-pane": runs + ")",
-                    "#approvals-pane": f"Pending approvals ({snap.pending_approvals})",
+                    "#approvals-pane": self._approvals_title(snap),
                 }
             )
         for selector, title in titles.items():
@@ -408,6 +495,58 @@ class HomeScreen(BaseScreen):
         run_id = str(run.id) if isinstance(run, RecentRun) else run
         self.ask_cancel(run_id, self._describe(run))
 
+    def _highlighted_rollout(self) -> tuple[str, ApprovalStatus | None, str] | str:
+        """The run, its approval's state and a description for s/P/b; else why there is none.
+
+        The highlighted approval when the queue has the focus, else the highlighted run: an
+        approved patch has left the queue of decisions, and is staged from its run.
+        """
+        approvals = self.query_one(ApprovalsTable)
+        if self.focused is approvals:
+            approval = approvals.selected_approval
+            if approval is None:
+                return "no approval selected"
+            return str(approval.simulation_run_id), approval.status, self._approval_text(approval)
+        key = self.query_one(RunsTable).selected_key
+        run = self._recent(key) if key else None
+        if run is None:
+            return "no run selected"
+        status = run.approval_status
+        for approval in self._queue(self.snapshot) if self.snapshot else ():
+            if str(approval.simulation_run_id) == str(run.id):
+                status = approval.status  # the queue's row may be newer than the run's
+        return str(run.id), status, self._describe(run)
+
+    def _approval_text(self, a: Approval) -> str:
+        return (
+            f"{a.simulation_name} · {a.sdk_language} · patch "
+            f"{fmt.patch_name(a.patch_slug, a.error, a.sdk_language)} · {state_text(a).plain} · "
+            f"{fmt.percent(a.baseline_success_rate)} → {fmt.percent(a.success_rate)}"
+        )
+
+    def _rollout(self, action: RolloutAction) -> None:
+        target = self._highlighted_rollout()
+        if isinstance(target, str):
+            self.say(target, severity="warning")
+            return
+        run_id, status, what = target
+        canary = self.rollouts.canary.get(run_id) if self.rollouts else None
+        self.start_rollout(run_id, status, action, what, canary)
+
+    def action_stage(self) -> None:
+        self._rollout(RolloutAction.STAGE)
+
+    def action_promote(self) -> None:
+        self._rollout(RolloutAction.PROMOTE)
+
+    def action_rollback(self) -> None:
+        self._rollout(RolloutAction.ROLLBACK)
+
+    def action_checklist(self) -> None:
+        from simtui.screens.checklist import ChecklistScreen
+
+        self.app.push_screen(ChecklistScreen())
+
     def action_new_simulation(self) -> None:
         self.tui.open_new_simulation()
 
@@ -426,7 +565,36 @@ class HomeScreen(BaseScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "clear_filter":
             return bool(self.needle) or self.query_one("#runs-filter", Input).has_focus
+        # The rollout keys are in the footer only while the highlighted approval or run can
+        # take a step; otherwise their hidden twin answers the key (see action_refuse).
+        if action in ROLLOUT_ACTIONS:
+            return keys.allowed(self.session.principal, action) and self._rollout_keys_shown
+        if action == "refuse" and parameters and parameters[0] in ROLLOUT_ACTIONS:
+            may = keys.allowed(self.session.principal, str(parameters[0]))
+            return not (may and self._rollout_keys_shown)
         return super().check_action(action, parameters)
+
+    def action_refuse(self, action: str) -> None:
+        if action in ROLLOUT_ACTIONS and keys.allowed(self.session.principal, action):
+            # Ops pressed a rollout key the footer does not show here: do it all the same,
+            # so that a step the state refuses is answered with the engine's reason.
+            self._rollout(RolloutAction(action))
+            return
+        super().action_refuse(action)
+
+    def _update_rollout_keys(self) -> None:
+        target = self._highlighted_rollout()
+        shown = not isinstance(target, str) and target[1] in ROLLOUT_STATES
+        if shown != self._rollout_keys_shown:
+            self._rollout_keys_shown = shown
+            self.refresh_bindings()
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._update_rollout_keys()
+
+    def on_descendant_focus(self) -> None:
+        self._update_rollout_keys()
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#runs-filter", Input)
@@ -480,4 +648,5 @@ class HomeScreen(BaseScreen):
         self.say(message.text)
         if message.open_run and message.run_id is not None:
             self.select_run_when_shown(str(message.run_id))
+        self._rollouts_read_at = None  # a step taken here shows at once
         self.request_refresh(0)

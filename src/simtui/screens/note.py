@@ -1,7 +1,7 @@
-"""Asks for the note that goes with an approval or a rejection.
+"""Asks for the note that goes with a decision: an approval, a rejection, a rollout step.
 
-A rejection must say why: the engine refuses an empty note, and so does this dialog, before
-anything is sent, with the same reason.
+When the note is required (a rejection, a rollback), the engine refuses an empty one, and
+so does this dialog, before anything is sent, with the same field and reason.
 """
 
 from __future__ import annotations
@@ -25,19 +25,34 @@ class NoteScreen(ModalScreen[str | None]):
         Binding("escape", "cancel", "Cancel", id="note.cancel"),
     ]
 
-    def __init__(self, title: str, detail: str, *, required: bool, confirm: str) -> None:
+    def __init__(
+        self,
+        title: str,
+        detail: str,
+        *,
+        required: bool,
+        confirm: str,
+        field: str = "approval_notes",
+        required_message: str = NOTE_REQUIRED,
+        placeholder: str | None = None,
+        max_length: int = MAX_NOTES,
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.detail = detail
         self.required = required
         self.confirm = confirm
+        self.field = field
+        """The engine's name for what is typed, so that both say the same on an empty one."""
+        self.required_message = required_message
+        self.placeholder = placeholder or ("note (required)" if required else "note (optional)")
+        self.max_length = max_length
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(self.title_text, id="dialog-title", markup=False)
             yield Static(self.detail, id="dialog-detail", markup=False)
-            placeholder = "note (required)" if self.required else "note (optional)"
-            yield Input(placeholder=placeholder, max_length=MAX_NOTES, id="note-input")
+            yield Input(placeholder=self.placeholder, max_length=self.max_length, id="note-input")
             yield Static("", id="note-error", classes="field-error", markup=False)
             yield Static(f"enter: {self.confirm}    esc: cancel", id="dialog-keys")
 
@@ -49,7 +64,7 @@ class NoteScreen(ModalScreen[str | None]):
         event.stop()
         note = event.value.strip()
         if self.required and not note:
-            self.query_one("#note-error", Static).update(f"approval_notes: {NOTE_REQUIRED}")
+            self.query_one("#note-error", Static).update(f"{self.field}: {self.required_message}")
             return
         self.dismiss(note)
 

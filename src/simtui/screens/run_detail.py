@@ -28,9 +28,10 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from simcore.errors import SimError
 from simcore.model import ApprovalStatus, Patch, RunStatus, SdkLanguage
+from simcore.rollout import RolloutAction
 from simcore.service import RunDetail
 from simtui import format as fmt
-from simtui.keys import write_binding
+from simtui.keys import rollout_bindings, write_binding
 from simtui.messages import (
     ActionDone,
     LoadFailed,
@@ -84,6 +85,17 @@ def approval_state(detail: RunDetail) -> ApprovalStatus | None:
     return state
 
 
+def rollout_percent(detail: RunDetail) -> int | None:
+    """The rollout percentage the run's journal leads to, while the patch is staged or deployed."""
+    percent: int | None = None
+    for entry in detail.journal:
+        if entry.action in ("staged", "deployed"):
+            percent = int(entry.details.get("to_percent", 100))
+        elif entry.action == "rolled_back":
+            percent = None
+    return percent
+
+
 def _metric(value: Any, kind: str) -> str:
     if not isinstance(value, int | float) or isinstance(value, bool):
         return "-"
@@ -123,6 +135,8 @@ class RunDetailScreen(BaseScreen):
         *write_binding("r", "reject", "Reject", id="reject"),
         *write_binding("R", "rerun", "Re-run", id="rerun"),
         *write_binding("c", "cancel_run", "Cancel", id="cancel"),
+        # Not in the footer, which 80 columns fill already: listed in help (?).
+        *rollout_bindings(show=False),
         Binding("f", "follow", "Follow", id="follow"),
         Binding("slash", "search", "Search", id="search"),
         Binding("1", "tab('log')", "Log", show=False, id="tab.log"),
@@ -316,6 +330,9 @@ class RunDetailScreen(BaseScreen):
         if state is not None:
             line.append(" · approval ")
             line.append_text(fmt.approval_text(state))
+            percent = rollout_percent(detail)
+            if percent is not None and state in (ApprovalStatus.STAGED, ApprovalStatus.DEPLOYED):
+                line.append(f" {percent}%")
         second: str
         if run.status is RunStatus.RUNNING and run.started_at is not None:
             elapsed = (datetime.now(UTC) - run.started_at).total_seconds()
@@ -498,6 +515,22 @@ class RunDetailScreen(BaseScreen):
     def action_reject(self) -> None:
         if self._pending():
             self.ask_reject(self.run_id, self._describe())
+
+    def _rollout(self, action: RolloutAction) -> None:
+        if self.detail is None:
+            self.say("still loading", severity="warning")
+            return
+        state = approval_state(self.detail)
+        self.start_rollout(self.run_id, state, action, self._describe())
+
+    def action_stage(self) -> None:
+        self._rollout(RolloutAction.STAGE)
+
+    def action_promote(self) -> None:
+        self._rollout(RolloutAction.PROMOTE)
+
+    def action_rollback(self) -> None:
+        self._rollout(RolloutAction.ROLLBACK)
 
     def action_rerun(self) -> None:
         self.rerun(self.run_id)

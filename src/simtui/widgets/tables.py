@@ -7,7 +7,7 @@ changed (``update_cell``), adds the new rows and re-sorts only when the order ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -20,7 +20,9 @@ from textual.widgets.data_table import CellDoesNotExist
 
 from simcore.approvals import Approval
 from simcore.dashboard import LanguageRate, RecentRun
+from simcore.model import ApprovalStatus
 from simtui import format as fmt
+from simtui.rollouts import Canary
 
 Cell = str | Text
 
@@ -227,7 +229,9 @@ class RunsTable(NavTable):
 
 
 APPROVAL_COLUMNS = (
-    ("waiting", "waiting"),
+    ("age", "age"),
+    ("state", "state"),
+    ("canary", "canary"),
     ("simulation", "simulation"),
     ("lang", "lang"),
     ("patch", "patch"),
@@ -236,27 +240,65 @@ APPROVAL_COLUMNS = (
     ("run", "run"),
 )
 
+QUEUE_RANK = {
+    ApprovalStatus.STAGED: 3,
+    ApprovalStatus.PENDING: 2,
+    ApprovalStatus.DEPLOYED: 1,
+}
+"""Staged patches first (a canary on live traffic wants watching), then the decisions to
+make, then what is deployed; newest first within each."""
+
+STATE_STYLE = {
+    ApprovalStatus.PENDING: "bold yellow",
+    ApprovalStatus.APPROVED: "green",
+    ApprovalStatus.STAGED: "bold cyan",
+    ApprovalStatus.DEPLOYED: "bold green",
+    ApprovalStatus.ROLLED_BACK: "red",
+}
+
+
+def state_text(a: Approval) -> Text:
+    """``pending``, ``staged 5%``, ``deployed 100%``: the rollout percentage while it has one."""
+    label = a.status.value
+    if a.status in (ApprovalStatus.STAGED, ApprovalStatus.DEPLOYED):
+        label += f" {a.rollout_percentage}%"
+    return Text(label, style=STATE_STYLE.get(a.status, ""))
+
 
 class ApprovalsTable(NavTable):
+    """The approval queue: pending decisions, and the patches in rollout with their canary."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(APPROVAL_COLUMNS, **kwargs)
         self.run_of: dict[str, str] = {}
         """Approval id -> run id: the keys a/r/enter act on."""
+        self.approval_of: dict[str, Approval] = {}
+        """Approval id -> the approval as shown: its state decides what s/P/b may do."""
 
-    def show(self, approvals: Sequence[Approval], now: datetime) -> bool:
+    def show(
+        self,
+        approvals: Sequence[Approval],
+        now: datetime,
+        canary: Mapping[str, Canary] | None = None,
+    ) -> bool:
         self.run_of = {str(a.id): str(a.simulation_run_id) for a in approvals}
+        self.approval_of = {str(a.id): a for a in approvals}
         rows = []
         for a in approvals:
             age = fmt.age(a.created_at, now)
-            rows.append(self.built(str(a.id), (a, age), partial(self._row, a, age)))
+            seen = (canary or {}).get(str(a.simulation_run_id))
+            rows.append(self.built(str(a.id), (a, age, seen), partial(self._row, a, age, seen)))
         return self.sync(rows)
 
     @staticmethod
-    def _row(a: Approval, age: str) -> Row:
+    def _row(a: Approval, age: str, canary: Canary | None) -> Row:
+        order = QUEUE_RANK.get(a.status, 0) * 1e10 + a.created_at.timestamp()
         return Row(
             str(a.id),
             (
-                Ordered(age, a.created_at.timestamp()),
+                Ordered(age, order),
+                state_text(a),
+                Text(canary.label) if canary is not None else Text("-", style="dim"),
                 Text(fmt.clip(a.simulation_name or "-", 20)),
                 a.sdk_language or "-",
                 Text(fmt.clip(fmt.patch_name(a.patch_slug, a.error, a.sdk_language), 20)),
@@ -264,13 +306,18 @@ class ApprovalsTable(NavTable):
                 Text(a.requested_by),
                 fmt.short_id(a.simulation_run_id),
             ),
-            a.created_at.timestamp(),
+            order,
         )
 
     @property
     def selected_run(self) -> str | None:
         key = self.selected_key
         return self.run_of.get(key) if key else None
+
+    @property
+    def selected_approval(self) -> Approval | None:
+        key = self.selected_key
+        return self.approval_of.get(key) if key else None
 
 
 LANGUAGE_COLUMNS = (
