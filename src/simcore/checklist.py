@@ -56,6 +56,17 @@ class Item:
             "entries": [dict(e) for e in self.entries],
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Item:
+        return cls(
+            key=data["key"],
+            title=data["title"],
+            ok=bool(data["ok"]),
+            summary=data["summary"],
+            figures=dict(data["figures"]),
+            entries=tuple(dict(e) for e in data["entries"]),
+        )
+
 
 @dataclass(frozen=True)
 class Checklist:
@@ -85,6 +96,15 @@ class Checklist:
             "failed": list(self.failed),
             "items": [item.to_json() for item in self.items],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Checklist:
+        """The inverse of ``to_json`` (``ok`` and ``failed`` are derived from the items)."""
+        return cls(
+            at=datetime.fromisoformat(data["at"]),
+            scope=data["scope"],
+            items=tuple(Item.from_json(item) for item in data["items"]),
+        )
 
 
 _SCOPE = (

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 from uuid import UUID
@@ -21,7 +22,7 @@ from uuid import UUID
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from simcore import __version__
+from simcore import __version__, rollout
 from simcore.api.schemas import (
     CAMEL_FIELDS,
     PATCH_REF_PATTERN,
@@ -40,6 +41,7 @@ from simcore.api.schemas import (
 )
 from simcore.approvals import Approval
 from simcore.auth import Principal
+from simcore.checklist import Checklist
 from simcore.config import Settings
 from simcore.errors import (
     ConfigError,
@@ -64,6 +66,7 @@ from simcore.service import LaunchResult, RunDetail
 from simcore.tokens import Unauthenticated
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 _SNAKE_FIELDS = {camel: snake for snake, camel in CAMEL_FIELDS.items()}
 _PATCH_REF = re.compile(PATCH_REF_PATTERN)
@@ -87,6 +90,12 @@ def _uuid(value: str | UUID, field: str) -> UUID:
 def _reason(field: str, message: str) -> str:
     prefix = f"{field}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def _server_time(now: datetime | None) -> None:
+    """``now`` is a local-mode argument (tests, replays): the server uses its own clock."""
+    if now is not None:
+        raise InvalidInput("now", "not settable in API mode: the server uses its own clock")
 
 
 class RemoteService:
@@ -346,3 +355,84 @@ class RemoteService:
     def verify_journal(self, principal: Principal) -> Verification:
         out = self._get(VerificationOut, "/api/simulator/journal/verify")
         return Verification(out.ok, out.checked, out.first_break, out.reason)
+
+    # -- after approval: staged rollout, canary, daily checklist ----------------------------
+
+    def _transition(
+        self, run_id: str | UUID, action: str, reason: str | None, now: datetime | None
+    ) -> rollout.TransitionResult:
+        _server_time(now)
+        rid = _uuid(run_id, "run_id")
+        # Checked here as the engine does, so a blank reason is the same InvalidInput.
+        why = rollout._reason(reason)
+        response = self._request(
+            "POST", f"/api/simulator/runs/{rid}/{action}", body={"reason": why}
+        )
+        return self._decode(rollout.TransitionResult.from_json, response)
+
+    def stage_patch(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        reason: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> rollout.TransitionResult:
+        return self._transition(run_id, "stage", reason, now)
+
+    def promote_patch(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        reason: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> rollout.TransitionResult:
+        return self._transition(run_id, "promote", reason, now)
+
+    def rollback_patch(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        reason: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> rollout.TransitionResult:
+        return self._transition(run_id, "rollback", reason, now)
+
+    def evaluate_canary(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        *,
+        scrape: bool = False,
+        apply: bool = False,
+        now: datetime | None = None,
+    ) -> rollout.CanaryReport:
+        """``apply`` carries the decision out on the server; ``scrape`` is local mode only."""
+        _server_time(now)
+        if scrape:
+            raise InvalidInput(
+                "scrape",
+                "not available in API mode: record observations (POST .../canary/observations) "
+                "or scrape with `simcore rollout` on the server",
+            )
+        rid = _uuid(run_id, "run_id")
+        if apply:
+            response = self._request("POST", f"/api/simulator/runs/{rid}/canary/apply")
+        else:
+            response = self._request("GET", f"/api/simulator/runs/{rid}/canary")
+        return self._decode(rollout.CanaryReport.from_json, response)
+
+    def checklist(self, principal: Principal, *, now: datetime | None = None) -> Checklist:
+        _server_time(now)
+        return self._decode(Checklist.from_json, self._request("GET", "/api/simulator/checklist"))
+
+    def _decode(self, build: Callable[[Any], T], response: httpx.Response) -> T:
+        try:
+            return build(response.json())
+        except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
+            raise ApiUnavailable(
+                f"{self.base_url} answered {response.request.url.path} with an unexpected "
+                f"body: {type(exc).__name__}: {exc}"
+            ) from None

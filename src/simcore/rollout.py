@@ -236,6 +236,11 @@ class Rollout(BaseModel):
         data["next_percentage"] = self.next_percentage
         return data
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Rollout:
+        """The inverse of ``to_json`` (``next_percentage`` is derived, so dropped)."""
+        return cls.model_validate({k: v for k, v in data.items() if k != "next_percentage"})
+
     @property
     def next_percentage(self) -> int | None:
         """Where a promotion would go (None when nothing can be promoted)."""
@@ -313,6 +318,17 @@ class HookResult:
             "duration_ms": self.duration_ms,
             "error": self.error,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HookResult:
+        return cls(
+            argv=tuple(data["argv"]),
+            dry_run=bool(data["dry_run"]),
+            exit_status=data["exit_status"],
+            output=data["output"],
+            duration_ms=int(data["duration_ms"]),
+            error=data["error"],
+        )
 
 
 class HookFailed(SimError):
@@ -423,6 +439,17 @@ class TransitionResult:
             "hook": self.hook.to_json(),
             "journal_id": self.journal_id,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TransitionResult:
+        return cls(
+            rollout=Rollout.from_json(data["rollout"]),
+            action=RolloutAction(data["action"]),
+            from_status=ApprovalStatus(data["from_status"]),
+            from_percent=int(data["from_percent"]),
+            hook=HookResult.from_json(data["hook"]),
+            journal_id=int(data["journal_id"]),
+        )
 
 
 def _reason(reason: str | None) -> str:
@@ -627,6 +654,16 @@ class CanaryRule:
             "max_gap_seconds": self.max_gap.total_seconds(),
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CanaryRule:
+        return cls(
+            min_success_rate=float(data["min_success_rate"]),
+            window=timedelta(seconds=data["window_seconds"]),
+            min_observations=int(data["min_observations"]),
+            breach_observations=int(data["breach_observations"]),
+            max_gap=timedelta(seconds=data["max_gap_seconds"]),
+        )
+
 
 DEFAULT_RULE = CanaryRule()
 
@@ -653,6 +690,19 @@ class Observation:
             "source": self.source,
             "recorded_by": self.recorded_by,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Observation:
+        return cls(
+            id=int(data["id"]),
+            approval_id=UUID(data["approval_id"]),
+            observed_at=datetime.fromisoformat(data["observed_at"]),
+            success_rate=float(data["success_rate"]),
+            requests=data["requests"],
+            rollout_percentage=int(data["rollout_percentage"]),
+            source=data["source"],
+            recorded_by=data["recorded_by"],
+        )
 
 
 @dataclass(frozen=True)
@@ -693,6 +743,27 @@ class Evaluation:
             "stale": self.stale,
             "rule": self.rule.to_json(),
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Evaluation:
+        started, latest = data["step_started_at"], data["latest"]
+        return cls(
+            decision=Decision(data["decision"]),
+            reason=data["reason"],
+            status=ApprovalStatus(data["status"]),
+            rollout_percentage=int(data["rollout_percentage"]),
+            next_percentage=data["next_percentage"],
+            now=datetime.fromisoformat(data["now"]),
+            step_started_at=datetime.fromisoformat(started) if started else None,
+            observations=int(data["observations"]),
+            in_window=int(data["in_window"]),
+            min_rate=data["min_rate"],
+            mean_rate=data["mean_rate"],
+            latest=Observation.from_json(latest) if latest else None,
+            consecutive_breaches=int(data["consecutive_breaches"]),
+            stale=bool(data["stale"]),
+            rule=CanaryRule.from_json(data["rule"]),
+        )
 
 
 def _pct(rate: float) -> str:
@@ -1062,6 +1133,17 @@ class CanaryReport:
             "recorded": self.recorded.to_json() if self.recorded else None,
             "applied": self.applied.to_json() if self.applied else None,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CanaryReport:
+        evaluation, recorded, applied = data["evaluation"], data["recorded"], data["applied"]
+        return cls(
+            rollout=Rollout.from_json(data["rollout"]),
+            evaluation=Evaluation.from_json(evaluation) if evaluation else None,
+            observations=tuple(Observation.from_json(o) for o in data["observations"]),
+            recorded=Observation.from_json(recorded) if recorded else None,
+            applied=TransitionResult.from_json(applied) if applied else None,
+        )
 
 
 REPORT_OBSERVATIONS = 12

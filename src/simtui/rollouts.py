@@ -2,10 +2,10 @@
 
 The ``Simulator`` Protocol that every front-end is written against stops at approve and
 reject. Stage, promote, roll back, the canary's evaluation and the checklist are methods of
-the local ``SimulatorService`` only, for now: ``RemoteService`` has no calls for them yet
-(``simcore rollout`` says "needs local mode" for the same reason). The screens therefore ask
-``rollout_ops`` / ``checklist_ops`` for them: API mode says so in a notification instead of
-failing, and starts working as soon as the client has methods of the same shape.
+``SimulatorService`` (local mode) and of ``RemoteService`` (API mode, the same signatures
+over the rollout routes), outside that Protocol. The screens therefore ask ``rollout_ops`` /
+``checklist_ops`` for them: a simulator without them (a test double) is said so in a
+notification instead of failing.
 
 Nothing here imports Textual: ``read_rollouts`` runs in a thread worker.
 """
@@ -34,7 +34,9 @@ from simcore.rollout import (
 )
 from simtui import format as fmt
 
-LOCAL_ONLY = "needs local mode for now (the API client has no rollout calls yet)"
+LOCAL_ONLY = "not offered by this simulator (it has no rollout calls)"
+"""Said for a simulator without ``RolloutOps`` / ``ChecklistOps``; both the local service
+and the API client have them."""
 ROLLOUT_LIMIT = 50
 """Staged and deployed patches listed in the approval queue, each (newest first)."""
 CANARY_EVALUATED = 20
@@ -143,7 +145,7 @@ class Canary:
 
 
 NO_OBSERVATIONS = "no observations"
-NOT_OVER_API = Canary("n/a in API mode", f"the canary's evaluation {LOCAL_ONLY}")
+NOT_OFFERED = Canary("n/a", f"the canary's evaluation: {LOCAL_ONLY}")
 NOT_EVALUATED = Canary("not evaluated", f"only the first {CANARY_EVALUATED} are evaluated")
 
 
@@ -205,7 +207,7 @@ def read_rollouts(simulator: Simulator, principal: Principal) -> Rollouts:
     for i, approval in enumerate(rows):
         run_id = str(approval.simulation_run_id)
         if ops is None:
-            canary[run_id] = NOT_OVER_API
+            canary[run_id] = NOT_OFFERED
             continue
         if i >= CANARY_EVALUATED:
             canary[run_id] = NOT_EVALUATED

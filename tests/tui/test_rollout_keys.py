@@ -369,29 +369,51 @@ def tokens(service: SimulatorService) -> Tokens:
     return make_tokens(service)
 
 
-async def test_api_mode_shows_the_rollout_and_says_what_needs_local_mode(
+async def test_api_mode_stages_by_keys_and_reads_the_checklist(
     service: SimulatorService, live: LiveServer, tokens: Tokens, settings: Settings
 ) -> None:
-    run_id = staged_run(service)
+    run_id = approved_run(service)
     remote = Settings(api_url=live.url, token=tokens.ops2, data_dir=settings.data_dir)
     app = SimTUI(Session.from_settings(remote))
     async with app.run_test(size=(80, 24)) as pilot:
         await home_ready(pilot)
+        runs = app.home.query_one(RunsTable)
+        await wait_for(pilot, lambda: runs.selected_key == str(run_id), what="the approved run")
+        await pilot.press("s")
+        dialog = app.screen
+        assert isinstance(dialog, NoteScreen)
+        detail = str(dialog.query_one("#dialog-detail", Static).render())
+        assert "approved → staged at 5%; the rollout hook runs" in detail
+        await pilot.press(*"canary go", "enter")
+        await wait_for(pilot, lambda: rollout_row(service, run_id)["status"] == "staged")
         table = app.home.query_one(ApprovalsTable)
         await wait_for(pilot, lambda: in_queue(table, run_id), what="the staged patch")
         assert cell(table, run_id, "state") == "staged 5%"
-        assert cell(table, run_id, "canary") == "n/a in API mode"
-        await pilot.press("tab", "P")
-        await pilot.pause()
-        assert app.screen is app.home
-        expected = "promote: needs local mode for now (the API client has no rollout calls yet)"
-        assert expected in notifications(app)
+        await wait_for(
+            pilot,
+            lambda: cell(table, run_id, "canary") == "no observations",
+            what="the canary, evaluated by the server",
+        )
+        told = [n for n in notifications(app) if n.startswith("staged: patch")]
+        assert told and "approved 0% → staged 5% · hook dry-run" in told[0]
         await pilot.press("C")
         screen = app.screen
         assert isinstance(screen, ChecklistScreen)
         status = screen.query_one("#checklist-status", Static)
-        await wait_for(pilot, lambda: "needs local mode" in str(status.render()))
-    assert rollout_row(service, run_id)["status"] == "staged"
+        await wait_for(pilot, lambda: "reading" not in str(status.render()), what="the checklist")
+        assert not status.has_class("-failed"), str(status.render())
+        assert screen.checklist is not None
+        assert {i.key for i in screen.checklist.items} == {
+            i.key for i in service.checklist(APPROVER).items
+        }
+    assert rollout_row(service, run_id) == {
+        "status": "staged",
+        "rollout_percentage": 5,
+        "last_transition_by": APPROVER.actor,
+        "last_transition_reason": "canary go",
+    }
+    entry = service.get_run(LAUNCHER, run_id).journal[-1]
+    assert (entry.action, entry.actor) == ("staged", APPROVER.actor)
     app.session.close()
 
 
