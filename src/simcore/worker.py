@@ -4,10 +4,17 @@ Crash safety rests on the lease. While a run is in hand a heartbeat renews its l
 process dies, the lease lapses and the next claim (by any worker) takes the run back. On
 SIGTERM the worker stops claiming, lets the runs in hand finish for a grace period, then kills
 their sandboxes and gives the runs back to the queue.
+
+Per run, a slot makes one round trip: one statement (``queue.step``) records the run it has
+just executed (status, result, journal entries, its last log lines) and claims the next,
+returning its simulation and patch. The rest is shared by all the runs in hand and paced by
+time, not by runs: log lines and lease renewals (one statement for all runs, from one thread),
+change notifications (sent after commit, a few at a time) and sealing of the journal.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -21,8 +28,9 @@ from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import psycopg
+from psycopg_pool import ConnectionPool
 
-from simcore import queue
+from simcore import journal, queue
 from simcore.artifacts import ArtifactStore, archive_run
 from simcore.errors import DatabaseUnavailable, SimError
 from simcore.events import RUNS_CHANNEL, Event, Listener
@@ -48,6 +56,8 @@ class LogSink:
     bytes: int = 0
     truncated: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    flush_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held while lines are being stored, so that no two writers store the same ones."""
 
     def write(self, line: str) -> None:
         line = line.rstrip("\n")
@@ -120,6 +130,57 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{random.randrange(16**4):04x}"
 
 
+class _Deferred:
+    """Sends the notifications of a worker's changes after their commit, a few at a time.
+
+    A transaction that NOTIFYs holds a server-wide lock through its commit; sending from a
+    separate statement every ``every`` seconds keeps the runs' own commits out of that line.
+    Listeners see a change at most that much later; one lost with the database falls back on
+    their polling.
+    """
+
+    def __init__(self, send: Callable[[list[tuple[str, str]]], None], every: float) -> None:
+        self._send = send
+        self._every = every
+        self._pending: list[tuple[str, str]] = []
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
+
+    def start(self) -> _Deferred:
+        self._thread.start()
+        return self
+
+    def push(self, events: tuple[tuple[str, str], ...]) -> None:
+        if events:
+            with self._cond:
+                self._pending.extend(events)
+                self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                closing = self._closing
+            if not closing:
+                time.sleep(self._every)  # let the changes of the next few runs join this one
+            with self._cond:
+                batch, self._pending = self._pending, []
+            try:
+                self._send(batch)
+            except (SimError, psycopg.Error) as exc:
+                _log.debug("%d notification(s) not sent: %s", len(batch), exc)
+
+
 class Worker:
     def __init__(
         self,
@@ -137,6 +198,8 @@ class Worker:
         exit_when_idle: bool = False,
         on_event: Callable[[str], None] | None = None,
         artifacts: ArtifactStore | None = None,
+        seal_every_seconds: float = 0.5,
+        notify_every_seconds: float = 0.1,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -152,12 +215,16 @@ class Worker:
         self.flush_seconds = flush_seconds
         self.exit_when_idle = exit_when_idle
         self.artifacts = artifacts
+        self.seal_every_seconds = seal_every_seconds
+        self.notify_every_seconds = notify_every_seconds
         self.on_event = on_event or (lambda msg: _log.info("%s", msg))
         self.stopping = threading.Event()
         self._wake = threading.Condition()
+        self._tick = threading.Event()
         self._in_hand: dict[UUID, RunContext] = {}
         self._in_hand_lock = threading.Lock()
-        self._idle_slots = 0
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._deferred: _Deferred | None = None
         self.completed = 0
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -190,6 +257,21 @@ class Worker:
         if event.payload.get("status") == RunStatus.QUEUED.value:
             self._wake_all()
 
+    @property
+    def pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        """The worker's own connections (``queue.open_worker_pool``), open while it runs."""
+        if self._pool is None:
+            raise RuntimeError("the worker is not running")
+        return self._pool
+
+    def _send_deferred(self, events: list[tuple[str, str]]) -> None:
+        with self.pool.connection() as conn:
+            queue.send_notifications(conn, events)
+
+    def _notify(self, events: tuple[tuple[str, str], ...]) -> None:
+        if self._deferred is not None:
+            self._deferred.push(events)
+
     # -- main loop --------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -204,9 +286,19 @@ class Worker:
                 getattr(self.executor, "backend_name", None),
             ),
         )
-        listener = Listener(self.db, [RUNS_CHANNEL], self._on_notify, tick_seconds=0.5).start()
-        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
-        heartbeat.start()
+        # A slot holds a connection for one statement at a time: a few serve many slots.
+        self._pool = self._retry(
+            "connecting", lambda: queue.open_worker_pool(self.db, min(self.concurrency, 8) + 2)
+        )
+        self._deferred = _Deferred(self._send_deferred, self.notify_every_seconds).start()
+        # Slots only wait for new runs when they do not exit on an empty queue.
+        listener = (
+            None
+            if self.exit_when_idle
+            else Listener(self.db, [RUNS_CHANNEL], self._on_notify, tick_seconds=0.5).start()
+        )
+        upkeep = threading.Thread(target=self._upkeep_loop, name="upkeep", daemon=True)
+        upkeep.start()
         slots = [
             threading.Thread(target=self._slot_loop, name=f"slot-{i}", daemon=True)
             for i in range(self.concurrency)
@@ -215,16 +307,24 @@ class Worker:
             t.start()
         last_purge = 0.0
         last_beat = time.monotonic()
+        last_seal = time.monotonic()
+        sealed_upto = 0
         try:
             while any(t.is_alive() for t in slots):
-                if time.monotonic() - last_beat > 10:
-                    last_beat = time.monotonic()
+                if self._tick.wait(0.25):
+                    self._tick.clear()
+                if self.stopping.is_set():
+                    self._drain()
+                    break
+                now = time.monotonic()
+                if now - last_beat > 10:
+                    last_beat = now
                     try:
                         queue.worker_heartbeat(self.db, self.worker_id, self.completed)
                     except (SimError, psycopg.Error):
                         pass  # the database is away; runs keep their own leases
-                if time.monotonic() - last_purge > self.purge_every_seconds:
-                    last_purge = time.monotonic()
+                if now - last_purge > self.purge_every_seconds:
+                    last_purge = now
                     try:
                         purged = queue.purge_stale(self.db)
                         if purged:
@@ -233,17 +333,26 @@ class Worker:
                             )
                     except (SimError, psycopg.Error) as exc:
                         self.say(f"purge skipped: {exc}")
-                for t in slots:
-                    t.join(timeout=0.5)
-                if self.stopping.is_set():
-                    self._drain()
-                    break
+                # Seal what this worker journaled (and anyone else's entries with it) every
+                # so often, off the slots' path; now and then even when idle, for the
+                # entries of launches and approvals.
+                since = now - last_seal
+                if since > 10 * self.seal_every_seconds or (
+                    since > self.seal_every_seconds and self.completed != sealed_upto
+                ):
+                    last_seal, sealed_upto = now, self.completed
+                    self._seal()
         finally:
             self.stopping.set()
             self._wake_all()
             for t in slots:
                 t.join(timeout=self.grace_seconds + 10)
-            listener.stop()
+            upkeep.join(timeout=5)
+            self._seal()
+            self._deferred.close()
+            if listener is not None:
+                listener.stop()
+            self._pool.close()
             try:
                 queue.worker_heartbeat(self.db, self.worker_id, self.completed, stopped=True)
             except (SimError, psycopg.Error):
@@ -252,7 +361,17 @@ class Worker:
 
     def stop(self) -> None:
         self.stopping.set()
+        self._tick.set()
         self._wake_all()
+
+    def _seal(self) -> None:
+        """Seal the journal's committed entries, unless another sealer is at it already."""
+        try:
+            with self.pool.connection() as conn:
+                while journal.seal_once(conn) == journal.SEAL_BATCH:
+                    pass
+        except (SimError, psycopg.Error) as exc:
+            _log.debug("journal not sealed this time: %s", exc)
 
     def _drain(self) -> None:
         """Give runs in hand the grace period, then cancel the rest for a release."""
@@ -268,58 +387,114 @@ class Worker:
             ctx.cancel_reason = "shutdown"
             ctx.cancelled.set()
 
+    # -- one slot: finish, claim, execute ---------------------------------------------------
+
     def _slot_loop(self) -> None:
-        while not self.stopping.is_set():
+        try:
+            self._slot()
+        finally:
+            self._tick.set()
+
+    def _slot(self) -> None:
+        # The run just executed, recorded together with the claim of the next one.
+        finishing: tuple[RunContext, queue.Outcome] | None = None
+        while True:
+            claim = not self.stopping.is_set()
+            if finishing is None and not claim:
+                return
+            what = "claim" if finishing is None else "finish"
             try:
-                row = self._retry("claim", lambda: queue.claim(self.db, self.worker_id, self.lease))
+                result: queue.Step | None = self._retry(
+                    what, functools.partial(self._step, finishing, claim)
+                )
             except (SimError, psycopg.Error) as exc:
-                self.say(f"claim failed: {exc}")
-                row = None
-            if row is None:
+                self.say(f"{what} failed: {exc}")
+                result = None
+            if finishing is not None:
+                self._finished(*finishing, result.finished if result is not None else None)
+                finishing = None
+            claimed = result.claimed if result is not None else None
+            if claimed is None:
                 if self.exit_when_idle:
                     return
                 with self._wake:
                     self._wake.wait(self.poll_seconds)
                 continue
+            if claimed.run["status"] == RunStatus.ERROR:
+                continue  # out of attempts: the claim ended it and journaled why
             try:
-                self._execute(row)
+                finishing = self._execute(claimed)
             except Exception:
                 # The run keeps its lease until it lapses, then the claim takes it back
                 # (bounded by its attempts); this slot goes on with the queue.
-                _log.exception("worker slot failed on run %s", row["id"])
-                self.say(f"run {row['id']}: internal error, left for the lease to expire")
+                _log.exception("worker slot failed on run %s", claimed.run["id"])
+                self.say(f"run {claimed.run['id']}: internal error, left for the lease to expire")
+                with self._in_hand_lock:
+                    self._in_hand.pop(claimed.run["id"], None)
 
-    def _load(self, row: dict[str, Any]) -> tuple[Simulation, Patch | None]:
-        with self.db.transaction() as conn:
-            sim_row = sim_store.get(conn, row["simulation_id"])
-            assert sim_row is not None
-            patch = patch_store.get(conn, row["patch_id"]) if row["patch_id"] else None
-        return sim_store.to_simulation(sim_row), patch
+    def _step(self, finishing: tuple[RunContext, queue.Outcome] | None, claim: bool) -> queue.Step:
+        """One statement: finish the run just executed (with its last log lines), claim."""
+        if finishing is None:
+            with self.pool.connection() as conn:
+                result = queue.step(conn, self.worker_id, lease=self.lease, claim=claim)
+        else:
+            ctx, outcome = finishing
+            # The flusher must not store the same lines meanwhile.
+            with ctx.log.flush_lock:
+                first, lines, truncated = ctx.log.pending()
+                finish = queue.Finish(
+                    ctx.run_id,
+                    outcome,
+                    first,
+                    tuple(lines),
+                    truncated,
+                    patched=ctx.run["patch_id"] is not None,
+                )
+                with self.pool.connection() as conn:
+                    result = queue.step(
+                        conn, self.worker_id, lease=self.lease, finish=finish, claim=claim
+                    )
+                if result.finished:
+                    ctx.log.mark_flushed(first + len(lines))
+        self._notify(result.notifications)
+        return result
 
-    def _execute(self, row: dict[str, Any]) -> None:
+    def _finished(self, ctx: RunContext, outcome: queue.Outcome, done: bool | None) -> None:
+        with self._in_hand_lock:
+            self._in_hand.pop(ctx.run_id, None)
+            if done:
+                self.completed += 1
+        if done:
+            self.say(f"run {ctx.run_id} {outcome.status.value}")
+        elif done is not None:
+            self.say(f"run {ctx.run_id}: result discarded, the run is no longer ours")
+        else:
+            # Its lease lapses and the claim takes it back (bounded by its attempts).
+            self.say(f"run {ctx.run_id}: result not recorded, left for the lease to expire")
+
+    def _execute(self, claimed: queue.Claimed) -> tuple[RunContext, queue.Outcome] | None:
+        """Execute a claimed run; returns what to finish, or None if it is not ours to finish."""
+        row = claimed.run
         run_id: UUID = row["id"]
         self.say(f"run {run_id} started (attempt {row['attempts']})")
-        simulation, patch = self._retry("loading the run", lambda: self._load(row))
+        simulation = sim_store.to_simulation(claimed.simulation)
+        patch = patch_store.to_patch(claimed.patch) if claimed.patch is not None else None
         ctx = RunContext(row, simulation, patch, LogSink(), self.max_run_time_ms)
         with self._in_hand_lock:
             self._in_hand[run_id] = ctx
-        flusher_stop = threading.Event()
-        flusher = threading.Thread(
-            target=self._flush_loop, args=(ctx, flusher_stop), name=f"flush-{run_id}", daemon=True
-        )
-        flusher.start()
         try:
+            outcome = self.executor.execute(ctx)
+        except Exception as exc:
+            _log.exception("executor failed on run %s", run_id)
+            outcome = queue.Outcome(
+                RunStatus.ERROR, error_message=f"internal error: {type(exc).__name__}: {exc}"
+            )
+        if ctx.cancel_reason in ("shutdown", "lost"):
             try:
-                outcome = self.executor.execute(ctx)
-            except Exception as exc:
-                _log.exception("executor failed on run %s", run_id)
-                outcome = queue.Outcome(
-                    RunStatus.ERROR, error_message=f"internal error: {type(exc).__name__}: {exc}"
-                )
-            flusher_stop.set()
-            flusher.join()
-            self._flush(ctx)
-            if ctx.cancel_reason == "shutdown":
+                self._flush(ctx, retry=True)
+                if ctx.cancel_reason == "lost":
+                    self.say(f"run {run_id}: lease lost, another worker owns it now")
+                    return None
                 released = self._retry(
                     "release",
                     lambda: queue.release(self.db, run_id, self.worker_id, "worker shutting down"),
@@ -329,28 +504,16 @@ class Worker:
                     if released
                     else f"run {run_id} was no longer ours at shutdown"
                 )
-                return
-            if ctx.cancel_reason == "lost":
-                self.say(f"run {run_id}: lease lost, another worker owns it now")
-                return
-            outcome = self._archive(ctx, outcome)
-            if outcome.status is RunStatus.TIMEOUT:
-                self.say(
-                    f"run {run_id} timeout: killed after {self.max_run_time_ms} ms "
-                    "(MAX_RUN_TIME_MS)"
-                )
-            done = self._retry(
-                "finish", lambda: queue.finish(self.db, run_id, self.worker_id, outcome)
+                return None
+            finally:
+                with self._in_hand_lock:
+                    self._in_hand.pop(run_id, None)
+        outcome = self._archive(ctx, outcome)
+        if outcome.status is RunStatus.TIMEOUT:
+            self.say(
+                f"run {run_id} timeout: killed after {self.max_run_time_ms} ms (MAX_RUN_TIME_MS)"
             )
-            if done:
-                self.completed += 1
-                self.say(f"run {run_id} {outcome.status.value}")
-            else:
-                self.say(f"run {run_id}: result discarded, the run is no longer ours")
-        finally:
-            flusher_stop.set()
-            with self._in_hand_lock:
-                self._in_hand.pop(run_id, None)
+        return ctx, outcome
 
     def _archive(self, ctx: RunContext, outcome: queue.Outcome) -> queue.Outcome:
         """Store ``<run_id>.log`` and ``<run_id>.report.json``; a failure never loses the run."""
@@ -370,36 +533,50 @@ class Worker:
         )
         return replace(outcome, artifact_error=result.missing_reason)
 
-    # -- logs and heartbeats ----------------------------------------------------------------
+    # -- logs and leases --------------------------------------------------------------------
 
-    def _flush(self, ctx: RunContext) -> None:
-        first, lines, truncated = ctx.log.pending()
-        if not lines:
-            return
+    def _flush(self, ctx: RunContext, *, retry: bool = False) -> None:
+        def store() -> None:
+            with ctx.log.flush_lock:
+                first, lines, truncated = ctx.log.pending()
+                if not lines:
+                    return
+                with self.pool.connection() as conn:
+                    event = queue.store_log(conn, ctx.run_id, first, lines, truncated=truncated)
+                ctx.log.mark_flushed(first + len(lines))
+            if event is not None:
+                self._notify((event,))
+
         try:
-            self._retry(
-                "log flush",
-                lambda: queue.append_log(self.db, ctx.run_id, first, lines, truncated=truncated),
-                give_up_after=30.0,
-            )
-            ctx.log.mark_flushed(first + len(lines))
+            if retry:
+                self._retry("log flush", store, give_up_after=30.0)
+            else:
+                store()
         except (SimError, psycopg.Error) as exc:
             self.say(f"run {ctx.run_id}: log lines not stored yet: {exc}")
 
-    def _flush_loop(self, ctx: RunContext, stop: threading.Event) -> None:
-        while not stop.wait(self.flush_seconds):
-            self._flush(ctx)
-
-    def _heartbeat_loop(self) -> None:
-        interval = max(self.lease.total_seconds() / 3, 0.2)
+    def _upkeep_loop(self) -> None:
+        """Streams the logs of the runs in hand, and renews their leases, all runs at once."""
+        interval = min(max(self.lease.total_seconds() / 3, 0.2), 1.0)
+        last_renew = time.monotonic()
         while not self.stopping.is_set() or self._in_hand:
+            time.sleep(self.flush_seconds)
             with self._in_hand_lock:
                 contexts = list(self._in_hand.values())
             for ctx in contexts:
-                try:
-                    beat = queue.renew(self.db, ctx.run_id, self.worker_id, self.lease)
-                except (SimError, psycopg.Error):
-                    continue  # the database is away; the next beat tries again
+                self._flush(ctx)
+            if time.monotonic() - last_renew < interval or not contexts:
+                continue
+            last_renew = time.monotonic()
+            try:
+                with self.pool.connection() as conn:
+                    beats = queue.renew_all(
+                        conn, [c.run_id for c in contexts], self.worker_id, self.lease
+                    )
+            except (SimError, psycopg.Error):
+                continue  # the database is away; the next beat tries again
+            for ctx in contexts:
+                beat = beats[ctx.run_id]
                 if not beat.held:
                     ctx.cancel_reason = ctx.cancel_reason or "lost"
                     ctx.cancelled.set()
@@ -407,4 +584,3 @@ class Worker:
                     ctx.cancel_reason = "cancelled"
                     ctx.cancelled.set()
                     self.say(f"run {ctx.run_id}: cancel requested, killing the sandbox")
-            time.sleep(min(interval, 1.0))

@@ -14,7 +14,7 @@ import pytest
 from simcore import queue
 from simcore.config import Settings
 from simcore.errors import Conflict, InvalidInput, NotFound
-from simcore.model import RunStatus
+from simcore.model import JournalAction, RunStatus
 from simcore.service import SimulatorService
 from tests.queueing.helpers import OPS, make_simulation
 
@@ -230,3 +230,142 @@ def test_change_notifications(service: SimulatorService) -> None:
         listener.stop()
     assert got and got[0].payload["id"] == str(run_id)
     assert got[0].payload["status"] == "queued"
+
+
+# -- the worker's path: one statement per run, notifications after commit --------------------
+
+
+@pytest.fixture
+def worker_pool(service: SimulatorService) -> Iterator[Any]:
+    pool = queue.open_worker_pool(service.db, 2)
+    yield pool
+    pool.close()
+
+
+def test_finish_and_next_claim_are_one_statement(
+    service: SimulatorService, worker_pool: Any
+) -> None:
+    patch = service.add_patch(
+        OPS,
+        {"sdk_language": "python", "error_signature": "signature_mismatch", "patch_code": "x()"},
+    )
+    sim = make_simulation(service, patch=patch.id)
+    first, second = (service.launch_run(OPS, sim.id, s).run.id for s in (1, 2))
+    with worker_pool.connection() as conn:
+        step = queue.step(conn, "w1")
+        assert step.finished is None and step.claimed is not None
+        assert step.claimed.run["id"] == first and step.claimed.run["status"] == "running"
+        # What executing it needs comes with the claim.
+        assert step.claimed.simulation["id"] == sim.id
+        assert step.claimed.simulation["scenario"]["error"] == "signature_mismatch"
+        assert step.claimed.patch is not None and step.claimed.patch["id"] == patch.id
+        outcome = queue.Outcome(
+            RunStatus.SUCCESS,
+            metrics={"success_rate": 1.0},
+            events=((JournalAction.APPLIED_PATCH, {"count": 2}),),
+            anonymized_errors=(
+                {
+                    "error_signature": "signature_mismatch:401",
+                    "category": "auth",
+                    "sdk_language": "python",
+                    "frequency": 0.25,
+                    "context_hash": "c" * 64,
+                },
+            ),
+        )
+        finish = queue.Finish(first, outcome, 0, ("one", "two"), False)
+        step = queue.step(conn, "w1", finish=finish)
+        assert step.finished is True
+        assert step.claimed is not None and step.claimed.run["id"] == second
+        # A result that is no longer ours is refused, and nothing else is claimed.
+        step = queue.step(conn, "w2", finish=queue.Finish(second, outcome), claim=True)
+        assert step.finished is False and step.claimed is None
+    done = service.get_run(OPS, first)
+    assert done.run.status is RunStatus.SUCCESS and done.run.log_lines == 2
+    assert [e.action for e in done.journal] == ["queued", "started", "applied_patch", "completed"]
+    assert [line for _, line in service.read_log(OPS, first)] == ["one", "two"]
+    assert [a.simulation_run_id for a in service.list_approvals(OPS)] == [first]
+    with service.db.transaction() as conn:
+        errors = conn.execute(
+            "SELECT error_signature, frequency FROM sdk_anonymized_errors WHERE run_id = %s",
+            (first,),
+        ).fetchall()
+    assert errors == [{"error_signature": "signature_mismatch:401", "frequency": 0.25}]
+    assert _actions(service, second) == ["queued", "started"]
+
+
+def test_a_claim_out_of_attempts_ends_the_run_and_says_why(
+    service: SimulatorService, worker_pool: Any, db_url: str
+) -> None:
+    sim = make_simulation(service)
+    run_id = service.launch_run(OPS, sim.id, 1).run.id
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE sdk_simulation_runs SET status = 'running', worker_id = 'gone', "
+            "attempts = max_attempts, lease_until = now() - interval '1 second' WHERE id = %s",
+            (run_id,),
+        )
+    with worker_pool.connection() as conn:
+        step = queue.step(conn, "w1")
+    assert step.claimed is not None and step.claimed.run["status"] == "error"
+    last = service.get_run(OPS, run_id).journal[-1]
+    assert last.action == "error" and last.details["attempts"] == 3
+
+
+def test_the_worker_path_sends_its_notifications_after_commit(
+    service: SimulatorService, worker_pool: Any
+) -> None:
+    from simcore.events import RUNS_CHANNEL, Event, Listener
+
+    sim = make_simulation(service)
+    got: list[Event] = []
+    listener = Listener(service.db, [RUNS_CHANNEL], got.append, tick_seconds=0.1).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not listener.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run_id = service.launch_run(OPS, sim.id, 1).run.id
+        while len(got) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with worker_pool.connection() as conn:
+            step = queue.step(conn, "w1")
+        time.sleep(0.5)
+        assert [e.payload["status"] for e in got] == ["queued"], "the trigger stays quiet"
+        with worker_pool.connection() as conn:
+            queue.send_notifications(conn, list(step.notifications))
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        listener.stop()
+    assert got[1].payload == {
+        "id": str(run_id),
+        "simulation_id": str(sim.id),
+        "status": "running",
+        "cancel_requested": False,
+    }
+
+
+def test_renew_all_tells_which_runs_are_still_ours(
+    service: SimulatorService, worker_pool: Any
+) -> None:
+    sim = make_simulation(service)
+    mine = service.launch_run(OPS, sim.id, 1).run.id
+    other = service.launch_run(OPS, sim.id, 2).run.id
+    queue.claim(service.db, "w1")
+    queue.claim(service.db, "w2")
+    service.cancel_run(OPS, mine)
+    with worker_pool.connection() as conn:
+        beats = queue.renew_all(conn, [mine, other], "w1")
+    assert beats == {
+        mine: queue.Heartbeat(True, cancel_requested=True),
+        other: queue.Heartbeat(False),
+    }
+
+
+def test_the_usual_step_statement_keeps_psycopg_s_query_cache() -> None:
+    from psycopg import _queries
+
+    # Past this length psycopg converts the placeholders again on every call, once per run.
+    limit = _queries.MAX_CACHED_STATEMENT_LENGTH
+    assert len(queue._step_sql(True, True, False, False, False)) <= limit
+    assert len(queue._step_sql(False, True, False, False, False)) <= limit

@@ -193,3 +193,32 @@ def test_successful_patched_run_awaits_approval(service: SimulatorService) -> No
         ).fetchall()
     assert rows == [{"simulation_run_id": patched, "status": "pending", "patch_id": patch.id}]
     assert service.get_run(OPS, baseline_only).run.status is RunStatus.SUCCESS
+
+
+def test_the_worker_seals_its_journal_and_announces_its_changes(
+    service: SimulatorService,
+) -> None:
+    from simcore import journal
+    from simcore.events import RUNS_CHANNEL, Event, Listener
+
+    sim = make_simulation(service)
+    got: list[Event] = []
+    listener = Listener(service.db, [RUNS_CHANNEL], got.append, tick_seconds=0.1).start()
+    try:
+        deadline = time.monotonic() + 10
+        while not listener.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ids = {str(service.launch_run(OPS, sim.id, s).run.id) for s in range(4)}
+        Worker(
+            service.db, ScriptedExecutor(), concurrency=2, exit_when_idle=True,
+            on_event=lambda m: None,
+        ).run()  # fmt: skip
+        changes = lambda: {(e.payload["id"], e.payload["status"]) for e in got}  # noqa: E731
+        while len(changes()) < 12 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        listener.stop()
+    assert changes() == {(i, s) for i in ids for s in ("queued", "running", "success")}
+    # Sealed by the worker itself: nothing is left for verify to seal.
+    result = journal.verify(service.db, seal_first=False)
+    assert result.ok and result.pending == 0 and result.checked == 4 * 4

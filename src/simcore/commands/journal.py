@@ -11,9 +11,9 @@ from simcore.commands._common import local_service, print_json
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("journal", help="the audit journal: verify the chain, show a run's")
     cmds = parser.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
-    cmds.add_parser("verify", help="walk the hash chain; exit 1 at the first break").set_defaults(
-        handler=_verify
-    )
+    cmds.add_parser(
+        "verify", help="seal what is committed, walk the hash chain; exit 1 at the first break"
+    ).set_defaults(handler=_verify)
     show = cmds.add_parser("show", help="a run's journal entries")
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true")
@@ -38,5 +38,9 @@ def _show(args: argparse.Namespace) -> int:
             f"{e.id:>8}  {e.created_at.isoformat(timespec='seconds')}  {e.action:<13} "
             f"{e.actor:<22} {e.details}"
         )
-        print(f"          hash {e.hash[:16]}…  prev {e.prev_hash[:16]}…")
+        if e.sealed:
+            print(f"          hash {e.hash[:16]}…  prev {e.prev_hash[:16]}…")
+        else:
+            # Written, covered by its content hash, not chained yet (a worker or verify seals).
+            print("          pending seal")
     return 0
