@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from simcore.gateway.protocol import PROTOCOL_VERSION
 from simcore.sandbox.base import SandboxExit
 
 
@@ -21,7 +22,9 @@ def line(message: dict[str, Any] | str | bytes) -> bytes:
     return json.dumps(message).encode() + b"\n"
 
 
-READY = line({"type": "ready", "protocol": 1, "language": "python", "patch_error": None})
+READY = line(
+    {"type": "ready", "protocol": PROTOCOL_VERSION, "language": "python", "patch_error": None}
+)
 
 
 class ScriptedSandbox:

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from simcore.gateway.faults import FaultPlan
-from simcore.gateway.server import EPOCH_MS, HttpResponse, PaymentsServer, SimConfig, sign
+from simcore.gateway.server import (
+    EPOCH_MS,
+    HttpResponse,
+    PaymentsServer,
+    Signer,
+    SimConfig,
+    sign,
+)
 from simcore.gateway.workload import SUPPORTED_CURRENCIES
 from simcore.model import Scenario
 
@@ -173,3 +180,36 @@ def test_payments_can_be_retrieved_and_unknown_routes_are_404() -> None:
     path = "/v1/refunds"
     headers["X-Signature"] = sign(server.config.secret, ts, "GET", path, "")
     assert server.handle("GET", path, headers, "", 10_000).status == 404
+
+
+@pytest.mark.parametrize("secret", ["", "k", "sk_sim_" + "ab" * 16, "x" * 64, "y" * 65, "é" * 50])
+@pytest.mark.parametrize("body", ["", "{}", '{"reference":"Ndèye"}', "z" * 5000])
+def test_the_prepared_signer_is_hmac_sha256(secret: str, body: str) -> None:
+    assert Signer(secret).sign("1736931600000", "POST", "/v1/payments", body) == sign(
+        secret, "1736931600000", "POST", "/v1/payments", body
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("[" * 30_000, "invalid_request"),  # deep nesting is bad JSON, not a RecursionError
+        ("[1, 2]", "invalid_request"),
+        ('{"amount": 1e999, "currency": "XOF"}', "invalid_amount"),
+    ],
+)
+def test_a_bad_body_is_a_400(body: str, code: str) -> None:
+    server, _ = _server(_scenario())
+    ts = str(server.local_now())
+    signature = sign(server.config.secret, ts, "POST", "/v1/payments", body)
+    headers = {"X-Api-Key": server.config.api_key_id, "X-Timestamp": ts, "X-Signature": signature}
+    response = server.handle("POST", "/v1/payments", headers, body, 10_000)
+    assert response.status == 400 and response.body["error"]["code"] == code
+    assert json.loads(response.body_json) == response.body
+
+
+def test_the_wire_json_of_a_response_is_its_headers_and_body() -> None:
+    _, client = _server(_scenario())
+    for response in (client.post(), client.post(), client.post(key="other")):
+        assert json.loads(response.headers_json) == response.headers
+        assert json.loads(response.body_json) == response.body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -53,6 +54,11 @@ def test_a_line_of_exactly_the_cap_is_accepted_one_byte_more_is_not() -> None:
         (b"[1, 2]\n", "not a JSON object"),
         (b'{"type": "report", "status": "success"}\n', "unknown message type 'report'"),
         (b'{"status": "success"}\n', "unknown message type None"),
+        (b'{"type": "done"} {"type": "done"}\n', "not a JSON protocol message"),
+        # The standard library's decoder recurses: this used to be a RecursionError.
+        (b'{"type": "done", "x": ' + b"[" * 30_000 + b"\n", "not a JSON protocol message"),
+        # A lone surrogate could not be encoded again (say, to check a signature).
+        (b'{"type": "req", "body": "\\ud800"}\n', "not a JSON protocol message"),
     ],
 )
 def test_decode_rejects(raw: bytes, detail: str) -> None:
@@ -116,7 +122,7 @@ def test_the_session_sends_hello_then_the_baseline_phase_then_ops() -> None:
     kinds = [m["type"] for m in sandbox.sent]
     assert kinds[:3] == ["hello", "phase", "op"]
     hello = sandbox.sent[0]
-    assert hello["protocol"] == 1 and hello["patch"] is None
+    assert hello["protocol"] == 2 and hello["patch"] is None
     assert set(hello["config"]) == {"api_key_id", "secret", "timeout_ms", "max_attempts",
                                     "clock_offset_ms"}  # fmt: skip
     op = sandbox.sent[2]
@@ -129,3 +135,67 @@ def test_patch_error_details_are_cleaned_and_capped() -> None:
 
     cleaned = optional_str({"type": "event", "detail": "\x1b[31mboom\n" * 100}, "detail", 50)
     assert cleaned is not None and len(cleaned) == 50 and "\x1b" not in cleaned
+
+
+def _op(sandbox: ScriptedSandbox, op_id: str) -> list[dict[str, Any]]:
+    return [m for m in sandbox.sent if m["type"] == "op" and m["op_id"] == op_id]
+
+
+def test_a_resp_carries_the_next_op_which_the_runner_starts_after_done() -> None:
+    done = {"type": "done", "ok": False, "payment_id": None, "error": "x"}
+    _, _, sandbox = _play(
+        READY,
+        _req("op-000001"), line({**done, "op_id": "op-000001"}),
+        _req("op-000002"), line({**done, "op_id": "op-000002"}),
+        _req("op-000003"), line({**done, "op_id": "op-000003"}),
+        b"",
+    )  # fmt: skip
+    kinds = [m["type"] for m in sandbox.sent]
+    # One op message (the first); the others travel as ``next``; nothing after the last op.
+    assert kinds == ["hello", "phase", "op", "resp", "resp", "resp", "bye"]
+    first, second, third = (m for m in sandbox.sent if m["type"] == "resp")
+    assert first["next"]["type"] == "op" and first["next"]["op_id"] == "op-000002"
+    assert second["next"]["op_id"] == "op-000003"
+    assert third["next"] is None  # the phase is over: wait for the worker
+    # ``next`` is the op exactly as an ``op`` message would have carried it.
+    assert set(first["next"]) == set(sandbox.sent[2])
+    assert first["next"]["deadline_ms"] == sandbox.sent[2]["deadline_ms"]
+    assert first["next"]["now_ms"] == first["now_ms"]  # no clock drift in this scenario
+
+
+def test_after_an_op_without_requests_the_next_op_is_sent_as_a_message() -> None:
+    done = {"type": "done", "ok": False, "payment_id": None, "error": "sdk_error"}
+    _, _, sandbox = _play(
+        READY,
+        line({**done, "op_id": "op-000001"}),  # it never asked anything: no ``next`` went out
+        _req("op-000002"), line({**done, "op_id": "op-000002"}),
+        line({**done, "op_id": "op-000003"}),  # announced in op 2's resp
+        b"",
+    )  # fmt: skip
+    kinds = [m["type"] for m in sandbox.sent]
+    assert kinds == ["hello", "phase", "op", "op", "resp", "bye"]
+    assert [m["op_id"] for m in sandbox.sent if m["type"] == "op"] == ["op-000001", "op-000002"]
+    assert _op(sandbox, "op-000003") == []
+
+
+def test_a_slept_carries_the_next_op_too() -> None:
+    _, _, sandbox = _play(
+        READY,
+        line({"type": "sleep", "op_id": "op-000001", "ms": 250}),
+        line({"type": "done", "op_id": "op-000001", "ok": False}),
+        b"",
+    )
+    slept = next(m for m in sandbox.sent if m["type"] == "slept")
+    assert slept["ms"] == 250 and slept["next"]["op_id"] == "op-000002"
+    assert slept["next"]["now_ms"] == slept["now_ms"]
+    assert _op(sandbox, "op-000002") == []
+
+
+@pytest.mark.parametrize(
+    "text", ["pay_b0000001", "tab\there", "del\x7f", "c1\x85", "é ok", "\x1b[2J", "", "a" * 80]
+)
+def test_short_texts_lose_exactly_their_control_characters(text: str) -> None:
+    from simcore.gateway.protocol import optional_str
+
+    cleaned = optional_str({"type": "done", "x": text}, "x", 64)
+    assert cleaned == re.sub(r"[\x00-\x1f\x7f-\x9f]", "\ufffd", text[:64])

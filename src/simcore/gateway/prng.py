@@ -52,8 +52,7 @@ class SplitMix64:
         self.state = seed & MASK64
 
     def next_u64(self) -> int:
-        self.state = (self.state + _GOLDEN) & MASK64
-        z = self.state
+        z = self.state = (self.state + _GOLDEN) & MASK64
         z = ((z ^ (z >> 30)) * _MUL1) & MASK64
         z = ((z ^ (z >> 27)) * _MUL2) & MASK64
         return z ^ (z >> 31)
@@ -74,13 +73,18 @@ class SplitMix64:
         return self.random() < probability
 
     def choice(self, items: Sequence[T]) -> T:
-        """One element (one draw)."""
-        return items[self.randint(0, len(items) - 1)]
+        """One element (one draw). ``randint(0, len(items) - 1)`` written out: the workload
+        draws thousands of these per run."""
+        if not items:
+            raise ValueError("empty range")
+        return items[(self.next_u64() * len(items)) >> 64]
 
     def weighted(self, items: Sequence[tuple[T, int]]) -> T:
         """One element by integer weight (one draw)."""
-        total = sum(w for _, w in items)
-        pick = self.randint(0, total - 1)
+        total = sum([w for _, w in items])
+        if total < 1:
+            raise ValueError("empty range")
+        pick = (self.next_u64() * total) >> 64  # randint(0, total - 1)
         for item, weight in items:
             if pick < weight:
                 return item

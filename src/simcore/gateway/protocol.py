@@ -1,18 +1,27 @@
-"""Wire protocol v1 between the worker (gateway) and the sandbox (SDK runner).
+"""Wire protocol v2 between the worker (gateway) and the sandbox (SDK runner).
 
 JSON lines over the sandbox's stdin/stdout; its stderr is the run log. ``docs/protocol.md``
 is the reference. Everything the sandbox sends is hostile until proven otherwise: each line
 is size-capped, parsed, and checked field by field before the gateway acts on it. The checks
 are plain ``type() is`` tests on purpose: they run on every message of the hot path.
+
+Lines are parsed by ``pydantic_core.from_json`` (already a dependency through pydantic): it
+is about twice as fast as the standard library's decoder, it refuses invalid UTF-8 and lone
+surrogates (so every string it returns can be encoded again, e.g. to check a signature), and
+its nesting limit turns ``[[[[...`` into a plain parse error where the standard library's
+recursive decoder raises ``RecursionError``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
-PROTOCOL_VERSION = 1
+from pydantic_core import from_json
+
+PROTOCOL_VERSION = 2
 MAX_LINE_BYTES = 64 * 1024
 
 SANDBOX_TYPES = frozenset({"ready", "req", "sleep", "event", "done"})
@@ -28,7 +37,8 @@ MAX_DETAIL = 500
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _encoder = json.JSONEncoder(separators=(",", ":"))
 encode_json = _encoder.encode
-_raw_decode = json.JSONDecoder().raw_decode
+# JSON string literals, ASCII-only, as ``encode_json`` writes them (the C implementation).
+encode_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 class ProtocolViolation(Exception):
@@ -54,12 +64,10 @@ def decode(line: bytes) -> dict[str, Any]:
     if len(line) - line.endswith(b"\n") > MAX_LINE_BYTES:
         raise ProtocolViolation(f"line longer than {MAX_LINE_BYTES} bytes")
     try:
-        text = line.decode()
-        # raw_decode skips the whitespace regexes of decode(); trailing text is checked below.
-        message, end = _raw_decode(text)
-        if end != len(text) and text[end:].strip():
-            raise ValueError("trailing data")
-    except ValueError:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+        # Keys repeat on every message (type, op_id, ...): caching them saves allocations;
+        # values are mostly unique and are not cached.
+        message = from_json(line, cache_strings="keys")
+    except ValueError:  # invalid JSON or UTF-8, trailing data, nesting too deep
         preview = line[:60].decode("utf-8", "replace").strip()
         raise ProtocolViolation(
             f"not a JSON protocol message: {preview!r} (patches must log with ctx.log, "
@@ -114,4 +122,7 @@ def optional_str(message: dict[str, Any], field: str, limit: int) -> str | None:
         return None
     if type(value) is not str:
         raise ProtocolViolation(f"{message['type']}.{field} must be a string or null")
-    return _CONTROL.sub("\ufffd", value[:limit])
+    value = value[:limit]
+    if value.isascii() and value.isprintable():  # the usual case: nothing to replace
+        return value
+    return _CONTROL.sub("\ufffd", value)

@@ -15,13 +15,16 @@ within ``CLOCK_TOLERANCE_MS`` of the server's clock.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from pydantic_core import from_json
 
 from simcore.gateway.faults import CLOCK_TOLERANCE_MS, FaultPlan
 from simcore.gateway.prng import STREAM_LATENCY, STREAM_RUN, SplitMix64, derive
+from simcore.gateway.protocol import encode_json, encode_str
 from simcore.gateway.workload import SUPPORTED_CURRENCIES
 from simcore.model import ErrorKind, Scenario
 
@@ -33,6 +36,8 @@ MIN_DEFAULT_TIMEOUT_MS = 10_000
 MIN_OP_DEADLINE_MS = 30_000
 
 _JSON = {"Content-Type": "application/json"}
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +71,39 @@ class SimConfig:
         }
 
 
+def latency_stream(seed: int, index: int) -> int:
+    """The initial state of op ``index``'s ``STREAM_LATENCY`` generator (the same in both
+    phases)."""
+    return derive(seed, index, STREAM_LATENCY).state
+
+
 def sign(secret: str | bytes, timestamp: str, method: str, path: str, body: str) -> str:
     key = secret.encode() if isinstance(secret, str) else secret
     return hmac.digest(key, f"{timestamp}{method}{path}{body}".encode(), "sha256").hex()
+
+
+class Signer:
+    """``sign`` for one secret, with the key's inner and outer pads hashed once (RFC 2104).
+
+    Every request is checked, and ``hmac.digest`` sets the key up again on each call, which
+    costs more than hashing a request; copying the two prepared hashes does not."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, secret: str | bytes) -> None:
+        key = secret.encode() if isinstance(secret, str) else secret
+        if len(key) > 64:  # the SHA-256 block size
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def sign(self, timestamp: str, method: str, path: str, body: str) -> str:
+        inner = self._inner.copy()
+        inner.update(f"{timestamp}{method}{path}{body}".encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
 
 @dataclass(slots=True)
@@ -81,6 +116,15 @@ class Payment:
     idempotency_key: str | None
     params: dict[str, Any]
     created_ms: int
+    # ``to_body()`` as JSON, written once: a payment is answered again on every replay.
+    body_json: str = field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.body_json = (
+            f'{{"id":{encode_str(self.id)},"object":"payment","status":"succeeded",'
+            f'"amount":{self.amount},"currency":{encode_str(self.currency)},'
+            f'"reference":{encode_str(self.reference)},"created_ms":{self.created_ms}}}'
+        )
 
     def to_body(self) -> dict[str, Any]:
         return {
@@ -100,6 +144,14 @@ class HttpResponse(NamedTuple):
     body: dict[str, Any]
     elapsed_ms: int
     timed_out: bool
+    # ``headers`` and ``body`` as compact JSON, for the wire.
+    headers_json: str
+    body_json: str
+
+
+# What a route answers: status, body (a payment is passed as such: its JSON is cached),
+# extra headers.
+_Answer = tuple[int, dict[str, Any] | Payment, dict[str, str]]
 
 
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -119,7 +171,7 @@ class PaymentsServer:
         self._idempotency: dict[str, Payment] = {}
         self._payment_index: dict[str, Payment] = {}
         self._seq = 0
-        self._secret = config.secret.encode()
+        self._signer = Signer(config.secret)
         self._requests = 0
         # The clock offset the client signs with, learnt from its last accepted request; the
         # host clock of the next op is expressed relative to it (see faults.py).
@@ -133,21 +185,33 @@ class PaymentsServer:
 
     # -- op lifecycle ------------------------------------------------------------------------
 
-    def begin_op(self, index: int, plan: FaultPlan) -> None:
+    def begin_op(self, index: int, plan: FaultPlan, latency_state: int | None = None) -> None:
+        """``latency_state``: the op's ``STREAM_LATENCY`` generator as derived ahead of time
+        (``latency_stream``), so that deriving it is not on the way of a request."""
         self._op_index = index
         self._plan = plan
         self._attempt = 0
         self._not_before_ms = 0
-        self._latency = derive(self.seed, index, STREAM_LATENCY)
+        if latency_state is None:
+            latency_state = latency_stream(self.seed, index)
+        self._latency = SplitMix64(latency_state)
+        self._drift_ms = self._drift_for(plan)
+        self.payments_by_op.setdefault(index, [])
+
+    def _drift_for(self, plan: FaultPlan) -> int:
         drift = plan.clock_noise_ms - self._client_offset_ms
         if plan.faulty and self.scenario.error is ErrorKind.SIGNATURE_MISMATCH:
             drift -= plan.clock_step_ms
-        self._drift_ms = drift
-        self.payments_by_op.setdefault(index, [])
+        return drift
 
     def local_now(self) -> int:
         """What the client host's clock reads now."""
         return self.now_ms + self._drift_ms
+
+    def local_now_for(self, plan: FaultPlan) -> int:
+        """What the client host's clock would read if the op of ``plan`` began now: the
+        ``local_now()`` that ``begin_op`` makes, without beginning it."""
+        return self.now_ms + self._drift_for(plan)
 
     def sleep(self, ms: int) -> None:
         self.now_ms += ms
@@ -177,13 +241,22 @@ class PaymentsServer:
             else:
                 status, body_out, extra_headers = self._route(method, path, lowered, body, arrival)
 
-        request_id = f"req_{self.tag}{self._requests:08d}"
         if latency > timeout_ms:
             self.now_ms = arrival + timeout_ms
-            return HttpResponse(0, {}, {}, timeout_ms, True)
+            return HttpResponse(0, {}, {}, timeout_ms, True, "{}", "null")
         self.now_ms = arrival + latency
-        out_headers = {**_JSON, "X-Request-Id": request_id, **extra_headers}
-        return HttpResponse(status, out_headers, body_out, latency, False)
+        request_id = f"req_{self.tag}{self._requests:08d}"
+        if extra_headers:
+            out_headers = {**_JSON, "X-Request-Id": request_id, **extra_headers}
+            headers_json = encode_json(out_headers)
+        else:
+            out_headers = {**_JSON, "X-Request-Id": request_id}
+            headers_json = f'{{"Content-Type":"application/json","X-Request-Id":"{request_id}"}}'
+        if isinstance(body_out, Payment):
+            return HttpResponse(status, out_headers, body_out.to_body(), latency, False,
+                                headers_json, body_out.body_json)  # fmt: skip
+        return HttpResponse(status, out_headers, body_out, latency, False, headers_json,
+                            encode_json(body_out))  # fmt: skip
 
     def _faulty(
         self,
@@ -194,7 +267,7 @@ class PaymentsServer:
         body: str,
         arrival: int,
         latency: int,
-    ) -> tuple[int, dict[str, Any], dict[str, str], int]:
+    ) -> tuple[int, dict[str, Any] | Payment, dict[str, str], int]:
         """An authentic request of a faulty op: the fault, then ``(status, body, headers,
         latency)``. Faults are transient: they hit the first attempt (and, for a rate limit,
         every attempt before Retry-After has passed)."""
@@ -229,7 +302,7 @@ class PaymentsServer:
         body: str,
         arrival: int,
         latency: int,
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    ) -> _Answer:
         """``(0, {}, {})`` when the request is authentic and fresh, else the 401 to send."""
         key = headers.get("x-api-key")
         if key is None:
@@ -240,7 +313,7 @@ class PaymentsServer:
         given = headers.get("x-signature", "")
         if not (stamp.isascii() and stamp.lstrip("-").isdigit() and len(stamp) <= 20):
             return 401, _error("invalid_signature", "X-Timestamp must be integer ms"), {}
-        expected = sign(self._secret, stamp, method, path, body)
+        expected = self._signer.sign(stamp, method, path, body)
         if not (given.isascii() and hmac.compare_digest(expected, given)):
             return 401, _error("invalid_signature", "signature does not match the request"), {}
         if abs(int(stamp) - arrival) > CLOCK_TOLERANCE_MS:
@@ -259,7 +332,7 @@ class PaymentsServer:
 
     def _route(
         self, method: str, path: str, headers: dict[str, str], body: str, arrival: int
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    ) -> _Answer:
         if path == "/v1/payments":
             if method != "POST":
                 return 405, _error("method_not_allowed", f"{method} not allowed here"), {}
@@ -270,14 +343,13 @@ class PaymentsServer:
             found = self._payment_index.get(path.removeprefix("/v1/payments/"))
             if found is None:
                 return 404, _error("not_found", "no such payment"), {}
-            return 200, found.to_body(), {}
+            return 200, found, {}
         return 404, _error("not_found", "no such endpoint"), {}
 
-    def _create(
-        self, headers: dict[str, str], body: str, arrival: int
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _create(self, headers: dict[str, str], body: str, arrival: int) -> _Answer:
         try:
-            params = json.loads(body)
+            # The same parser as the protocol's: no recursion error on deep nesting.
+            params = from_json(body)
         except ValueError:
             return 400, _error("invalid_request", "body is not valid JSON"), {}
         if not isinstance(params, dict):
@@ -292,7 +364,7 @@ class PaymentsServer:
                         _error("idempotency_conflict", "key reused with different parameters"),
                         {},
                     )
-                return 201, previous.to_body(), {"Idempotent-Replayed": "true"}
+                return 201, previous, {"Idempotent-Replayed": "true"}
         amount = params.get("amount")
         if type(amount) is not int or not 0 < amount <= 10**12:
             return 400, _error("invalid_amount", "amount must be a positive integer"), {}
@@ -324,4 +396,4 @@ class PaymentsServer:
         self._payment_index[payment.id] = payment
         if key is not None:
             self._idempotency[key] = payment
-        return 201, payment.to_body(), {}
+        return 201, payment, {}

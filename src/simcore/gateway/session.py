@@ -22,7 +22,6 @@ from simcore.gateway.protocol import (
     ProtocolViolation,
     decode,
     encode,
-    encode_json,
     need_headers,
     need_int,
     need_method,
@@ -36,7 +35,13 @@ from simcore.gateway.scoring import (
     run_metrics,
     score_phase,
 )
-from simcore.gateway.server import EPOCH_MS, HttpResponse, PaymentsServer, SimConfig
+from simcore.gateway.server import (
+    EPOCH_MS,
+    HttpResponse,
+    PaymentsServer,
+    SimConfig,
+    latency_stream,
+)
 from simcore.gateway.verdict import Verdict, decide
 from simcore.gateway.workload import Workload
 from simcore.model import Patch, RunStatus, Scenario
@@ -76,12 +81,14 @@ class EventLog:
 
 
 class _Slot(NamedTuple):
-    """What both phases need of one op: its fault plan, its wire prefix, its intended payment."""
+    """What both phases need of one op: its fault plan, its wire prefix, its intended payment,
+    its latency stream."""
 
     plan: FaultPlan
     op_id: str
     prefix: bytes
     expected: tuple[int, str]
+    latency_state: int
 
 
 @dataclass(slots=True)
@@ -155,7 +162,8 @@ class Session:
             f'{{"type":"op","op_id":"{op.op_id}","deadline_ms":{self.config.deadline_ms},'
             f'"payment":{op.to_json()},"now_ms":'
         ).encode()
-        return _Slot(plan, op.op_id, prefix, (op.amount, op.intended_currency))
+        return _Slot(plan, op.op_id, prefix, (op.amount, op.intended_currency),
+                     latency_stream(self.seed, index))  # fmt: skip
 
     def _record_event(self, phase: str, message: dict[str, Any], op_id: str | None) -> None:
         name = message.get("name")
@@ -211,21 +219,28 @@ class Session:
         if name == PATCHED and self.patch_errors:
             phase.patch_errors += len(self.patch_errors)  # the patch did not even compile
         patch_on = name == PATCHED and self.patch is not None
-        self._send(encode({"type": "phase", "name": name, "patch": patch_on}))
-        recv, send, handle = self._recv, self._send, server.handle
+        recv, send, handle, slot_of = self._recv, self._send, server.handle, self._slot
         deadline_ms = self.config.deadline_ms
         records = phase.records
         total = self.scenario.total_requests
+        # The phase message goes out with the first op, in one write.
+        pending = encode({"type": "phase", "name": name, "patch": patch_on})
+        # Whether the runner already holds the op about to begin: the ``next`` of our last
+        # ``resp``/``slept``, which it starts as soon as it has sent ``done``.
+        announced = False
         for index in range(total):
-            slot = self._slot(index)
+            slot = slot_of(index)
             op_id = slot.op_id
-            server.begin_op(index, slot.plan)
+            server.begin_op(index, slot.plan, slot.latency_state)
             start = server.now_ms
-            send(slot.prefix + str(server.local_now()).encode() + b"}\n")
-            if index + 1 < total:
-                # Prepare the next op while the runner works on this one: the two processes
-                # take turns, so this costs no wall time on a machine with two cores.
-                self._slot(index + 1)
+            if not announced:
+                send(pending + slot.prefix + str(server.local_now()).encode() + b"}\n")
+                pending = b""
+            following = slot_of(index + 1) if index + 1 < total else None
+            # Prepared one op further ahead: once a resp is out, the runner works and the
+            # worker would only wait, so on two cores the next op's data costs no wall time.
+            ahead = index + 2 if index + 2 < total else -1
+            announced = False
             attempts = 0
             for _ in range(MAX_MESSAGES_PER_OP):
                 msg = recv()
@@ -245,7 +260,15 @@ class Session:
                         need_str(msg, "body", 60_000),
                         need_int(msg, "timeout_ms", 1, MAX_TIMEOUT_MS),
                     )
-                    send(_resp_line(op_id, attempts, response, server.local_now()))
+                    now = server.local_now()
+                    if following is None:
+                        send(_resp_line(op_id, attempts, response, now, b"null"))
+                    else:
+                        send(_resp_line(op_id, attempts, response, now,
+                                        _op_object(following, server)))  # fmt: skip
+                        announced = True
+                    if ahead >= 0:
+                        slot_of(ahead)
                     if (
                         name == BASELINE
                         and (response.status >= 400 or response.timed_out)
@@ -265,12 +288,17 @@ class Session:
                 elif kind == "sleep":
                     ms = need_int(msg, "ms", 0, MAX_SLEEP_MS)
                     server.sleep(ms)
-                    send(encode({"type": "slept", "op_id": op_id, "ms": ms,
-                                 "now_ms": server.local_now()}))  # fmt: skip
+                    upcoming = b"null" if following is None else _op_object(following, server)
+                    send(f'{{"type":"slept","op_id":"{op_id}","ms":{ms},'
+                         f'"now_ms":{server.local_now()},"next":'.encode()
+                         + upcoming + b"}\n")  # fmt: skip
+                    announced = following is not None
                 else:  # decode() admits only the five sandbox types
                     self._record_event(name, msg, op_id)
             else:
                 raise ProtocolViolation(f"more than {MAX_MESSAGES_PER_OP} messages for one op")
+        if pending:
+            send(pending)
         phase.simulated_ms = server.now_ms - EPOCH_MS
 
     def _check_attempt(self, message: dict[str, Any], attempts: int) -> int:
@@ -393,16 +421,26 @@ def _error_event(request: dict[str, Any], response: HttpResponse) -> dict[str, A
     }
 
 
-def _resp_line(op_id: str, attempt: int, response: HttpResponse, now_ms: int) -> bytes:
-    """The ``resp`` for one request, assembled by hand: it is written once per request."""
+def _op_object(slot: _Slot, server: PaymentsServer) -> bytes:
+    """The ``op`` message of ``slot`` as it would begin now, without its newline: the ``next``
+    of a ``resp`` or ``slept``."""
+    return slot.prefix + str(server.local_now_for(slot.plan)).encode() + b"}"
+
+
+def _resp_line(
+    op_id: str, attempt: int, response: HttpResponse, now_ms: int, upcoming: bytes
+) -> bytes:
+    """The ``resp`` for one request, assembled by hand: it is written once per request.
+    ``upcoming`` is the JSON of its ``next`` field."""
     if response.timed_out:
         tail = '"status":0,"headers":{},"body":null,"timed_out":true'
     else:
         tail = (
-            f'"status":{response.status},"headers":{encode_json(response.headers)},'
-            f'"body":{encode_json(response.body)},"timed_out":false'
+            f'"status":{response.status},"headers":{response.headers_json},'
+            f'"body":{response.body_json},"timed_out":false'
         )
-    return (
+    head = (
         f'{{"type":"resp","op_id":"{op_id}","attempt":{attempt},{tail},'
-        f'"elapsed_ms":{response.elapsed_ms},"now_ms":{now_ms}}}\n'
-    ).encode()
+        f'"elapsed_ms":{response.elapsed_ms},"now_ms":{now_ms},"next":'
+    )
+    return head.encode() + upcoming + b"}\n"
