@@ -5,16 +5,22 @@ asyncio load generators (bare HTTP/1.1 keep-alive connections; httpx only to wai
 server) with a fixed number of connections, each scenario bounded in requests and in time:
 
   healthz       GET /healthz: the framework alone (no token, no database)
-  get-run       GET /api/simulator/{sim}/runs/{run}: the runbook's poll (token + 3 queries)
+  get-run       GET /api/simulator/{sim}/runs/{run}: the runbook's poll (a cached token, its
+                revocation generation read, one query); target: 1,000 req/s, p99 < 50 ms
   post-run      POST /api/simulator/{sim}/run with a new Idempotency-Key each time
                 (a run queued + a journal entry: the write path)
 
-  .venv/bin/python bench/bench_api.py                      # 1 server process
-  .venv/bin/python bench/bench_api.py --processes 2 --clients 2
+  .venv/bin/python bench/bench_api.py                      # `simcore serve`'s default processes
+  .venv/bin/python bench/bench_api.py --processes 1 --clients 2
 
 The database is SIMTUI_DATABASE_URL if set (it must be a scratch one: runs are added), else an
 embedded PostgreSQL in a temporary folder. Server, load generators and PostgreSQL share the
 machine's cores: on a 2-core machine the figures are those of the whole stack on 2 cores.
+
+Besides rates and latencies, each scenario reports the CPU time spent per request by the
+server's processes, by PostgreSQL (embedded server only: its processes are ours to read) and by
+the load generators, and the load averages before and after it: on a shared machine the
+throughput depends on what else runs, the CPU per request much less.
 """
 
 from __future__ import annotations
@@ -173,11 +179,11 @@ def _client_process(
     connections: int,
     requests: int,
     seconds: float,
-    out: multiprocessing.Queue[tuple[list[float], int, float]],
+    out: multiprocessing.Queue[tuple[list[float], int, float, float]],
 ) -> None:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     latencies, errors = asyncio.run(_drive(target, scenario, connections, requests, seconds))
-    out.put((latencies, errors, time.perf_counter() - start))
+    out.put((latencies, errors, time.perf_counter() - start, time.process_time() - cpu))
 
 
 @dataclass(frozen=True)
@@ -192,10 +198,64 @@ class Result:
     p95: float
     p99: float
     worst: float
+    server_cpu: float
+    """Seconds of CPU used by the server's processes during the scenario."""
+    db_cpu: float | None
+    client_cpu: float
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
 
     @property
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
+
+    def per_request_us(self, seconds: float | None) -> str:
+        if seconds is None or not self.ok + self.errors:
+            return "-"
+        return f"{seconds / (self.ok + self.errors) * 1e6:.0f}"
+
+
+# -- CPU accounting ---------------------------------------------------------------------------
+
+
+def _proc_stats() -> dict[int, tuple[int, float]]:
+    """pid: (parent pid, CPU seconds) of every process we may read."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def tree_cpu(root: int | None) -> float | None:
+    """CPU seconds used so far by a process and its descendants (live ones)."""
+    if root is None or not Path("/proc").is_dir():
+        return None
+    stats = _proc_stats()
+    total, todo, seen = 0.0, [root], set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in stats:
+            continue
+        seen.add(pid)
+        total += stats[pid][1]
+        todo.extend(child for child, (ppid, _) in stats.items() if ppid == pid)
+    return total
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    try:
+        return int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run_scenario(
@@ -207,8 +267,10 @@ def run_scenario(
     connections: int,
     requests: int,
     seconds: float,
+    server_pid: int | None = None,
+    db_pid: int | None = None,
 ) -> Result:
-    queue: multiprocessing.Queue[tuple[list[float], int, float]] = multiprocessing.Queue()
+    queue: multiprocessing.Queue[tuple[list[float], int, float, float]] = multiprocessing.Queue()
     workers = [
         multiprocessing.Process(
             target=_client_process,
@@ -216,9 +278,13 @@ def run_scenario(
         )
         for _ in range(clients)
     ]
+    load_before = os.getloadavg()
+    server_start, db_start = tree_cpu(server_pid), tree_cpu(db_pid)
     for w in workers:
         w.start()
     results = [queue.get(timeout=seconds + 120) for _ in workers]
+    server_end, db_end = tree_cpu(server_pid), tree_cpu(db_pid)
+    load_after = os.getloadavg()
     for w in workers:
         w.join()
     latencies = sorted(x for r in results for x in r[0])
@@ -241,26 +307,22 @@ def run_scenario(
         pct(0.95),
         pct(0.99),
         latencies[-1] * 1000 if latencies else float("nan"),
+        (server_end or 0.0) - (server_start or 0.0),
+        db_end - db_start if db_end is not None and db_start is not None else None,
+        sum(r[3] for r in results),
+        load_before,
+        load_after,
     )
 
 
 # -- the server -------------------------------------------------------------------------------
 
 
-def start_server(env: dict[str, str], port: int, processes: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [
-            str(VENV_BIN / "simcore"),
-            "serve",
-            "--port",
-            str(port),
-            "--processes",
-            str(processes),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
+def start_server(env: dict[str, str], port: int, processes: int | None) -> subprocess.Popen[bytes]:
+    command = [str(VENV_BIN / "simcore"), "serve", "--port", str(port), "--log-level", "warning"]
+    if processes is not None:
+        command += ["--processes", str(processes)]
+    server = subprocess.Popen(command, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -277,7 +339,9 @@ def start_server(env: dict[str, str], port: int, processes: int) -> subprocess.P
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--processes", type=int, default=1, help="uvicorn processes")
+    parser.add_argument(
+        "--processes", type=int, default=None, help="uvicorn processes (default: serve's own)"
+    )
     parser.add_argument("--clients", type=int, default=1, help="load generator processes")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections")
     parser.add_argument("--requests", type=int, default=20_000, help="per scenario, at most")
@@ -289,6 +353,7 @@ def main() -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="simbench-", dir="/tmp"))
     url = os.environ.get("SIMTUI_DATABASE_URL")
+    embedded_db = url is None
     settings = Settings(database_url=url, data_dir=scratch / "data")
     try:
         with SimulatorService(settings) as service:
@@ -299,17 +364,21 @@ def main() -> int:
         env.update(SIMTUI_DATABASE_URL=url, SIMTUI_DATA_DIR=str(scratch / "data"))
         port = free_port()
         server = start_server(env, port, args.processes)
+        processes = args.processes or default_processes()
+        db_pid = postmaster_pid(scratch / "data") if embedded_db else None
         try:
             target = Target(f"http://127.0.0.1:{port}", token, sim_id, run_id)
             rows = [
                 run_scenario(
                     target,
                     scenario,
-                    processes=args.processes,
+                    processes=processes,
                     clients=args.clients,
                     connections=args.connections,
                     requests=args.requests,
                     seconds=args.seconds,
+                    server_pid=server.pid,
+                    db_pid=db_pid,
                 )
                 for scenario in args.scenarios.split(",")
             ]
@@ -338,7 +407,35 @@ def main() -> int:
             f"{r.scenario:<10}{r.processes:>6}{r.connections:>6}{r.ok:>8}{r.errors:>7}"
             f"{r.rate:>9.0f}{r.p50:>9.1f}{r.p95:>9.1f}{r.p99:>9.1f}{r.worst:>9.1f}"
         )
+    print(
+        f"\nCPU per request (us) and load averages (1, 5, 15 min) around each scenario\n"
+        f"{'scenario':<10}{'server':>8}{'postgres':>10}{'clients':>9}   load before -> after"
+    )
+    for r in rows:
+        before = ", ".join(f"{x:.2f}" for x in r.load_before)
+        after = ", ".join(f"{x:.2f}" for x in r.load_after)
+        print(
+            f"{r.scenario:<10}{r.per_request_us(r.server_cpu):>8}"
+            f"{r.per_request_us(r.db_cpu):>10}{r.per_request_us(r.client_cpu):>9}"
+            f"   {before} -> {after}"
+        )
+    busiest = max((max(r.load_before[0], r.load_after[0]) for r in rows), default=0.0)
+    cpus = os.cpu_count() or 1
+    if busiest > cpus:
+        print(
+            f"\nThe machine was busy (load up to {busiest:.1f} on {cpus} CPUs): the rates are "
+            "below what it gives idle; compare the CPU per request."
+        )
     return 0
+
+
+def default_processes() -> int:
+    """What `simcore serve` starts when not told (its --processes default)."""
+    try:
+        from simcore.commands.serve import default_processes as serve_default
+    except ImportError:  # an older simcore (to compare with): one process
+        return 1
+    return serve_default()
 
 
 if __name__ == "__main__":

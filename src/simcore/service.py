@@ -77,12 +77,53 @@ class SimulatorService:
         self._started = not migrate_on_start
 
     def start(self) -> SimulatorService:
-        """Migrate and load the built-in patches (idempotent, safe from several processes)."""
+        """Migrate and load the built-in patches (idempotent, safe from several processes).
+
+        Both are nearly always done already: one read on a pooled connection says so, and
+        then neither the migration lock (on a connection of its own) nor the patch upserts (a
+        write transaction of a statement per patch) are paid by every dashboard that opens.
+        """
         if not self._started:
-            migrate.migrate(self.db)
-            self.sync_builtin_patches()
+            schema_current, patches_current = self._startup_state()
+            if not schema_current:
+                migrate.migrate(self.db)
+            if not patches_current:
+                self.sync_builtin_patches()
             self._started = True
         return self
+
+    _STARTUP_STATE = """
+    SELECT (SELECT coalesce(jsonb_object_agg(version::text, checksum), '{}')
+              FROM simcore_schema_migrations) AS migrations,
+           (SELECT coalesce(jsonb_object_agg(id::text, jsonb_build_array(version, patch_code)),
+                            '{}')
+              FROM sdk_self_healing_registry WHERE id = ANY(%s)) AS patches
+    """
+
+    def _startup_state(self) -> tuple[bool, bool]:
+        """Whether the schema is exactly this version's, and the built-in patches are stored.
+
+        Anything else (a migration missing, unknown or changed) goes through ``migrate``,
+        which applies or refuses under its lock; missing or older patches are upserted.
+        """
+        import psycopg
+
+        try:
+            from simcore.patches import builtin_patches
+        except ImportError:  # the patch library is optional for the store alone
+            builtins = []
+        else:
+            builtins = list(builtin_patches())
+        known = {str(m.version): m.checksum for m in migrate.available()}
+        try:
+            with self.db.transaction() as conn:
+                row = conn.execute(self._STARTUP_STATE, ([p.id for p in builtins],)).fetchone()
+        except psycopg.errors.UndefinedTable:  # a new database: nothing applied yet
+            return False, False
+        assert row is not None
+        stored: dict[str, list[str]] = row["patches"]
+        patches_current = all(stored.get(str(p.id)) == [p.version, p.patch_code] for p in builtins)
+        return row["migrations"] == known, patches_current
 
     def close(self) -> None:
         if self._owns_db:
@@ -203,15 +244,59 @@ class SimulatorService:
             raise NotFound(f"run {run_id} not found")
         return row
 
+    _RUN_FIELDS = tuple(c.strip() for c in queue.RUN_COLUMNS.split(","))
+    _SIM_FIELDS = tuple(c.strip() for c in sim_store.COLUMNS.split(","))
+    _ENTRY_FIELDS = tuple(journal.Entry.__dataclass_fields__)
+    _ENTRY_ID = _ENTRY_FIELDS.index("id")
+    # The run, its simulation and its journal (as journal.entries: by id, at most 1000) in one
+    # statement: one round trip, one snapshot. n journal entries give n rows (one with NULLs
+    # for none), split by position since the three share column names. The journal columns
+    # are those an Entry is made of.
+    _GET_RUN = (
+        "SELECT "
+        + ", ".join(f"r.{c}" for c in _RUN_FIELDS)
+        + ", "
+        + ", ".join(f"s.{c}" for c in _SIM_FIELDS)
+        + ", "
+        + ", ".join(f"j.{c}" for c in _ENTRY_FIELDS)
+        + " FROM sdk_simulation_runs r JOIN sdk_simulations s ON s.id = r.simulation_id"
+        " LEFT JOIN LATERAL (SELECT * FROM sdk_simulation_journal WHERE run_id = r.id"
+        " ORDER BY id LIMIT 1000) j ON true WHERE r.id = %s ORDER BY j.id"
+    )
+
     def get_run(self, principal: Principal, run_id: str | UUID) -> RunDetail:
+        from psycopg.rows import tuple_row
+
         principal.require(Permission.READ, "read runs")
         rid = _uuid(run_id, "run_id")
         with self.db.transaction() as conn:
-            row = self._run_row(conn, principal, rid)
-            sim = sim_store.get(conn, row["simulation_id"])
-            entries = journal.entries(conn, run_id=rid)
-        assert sim is not None
-        return RunDetail(Run.model_validate(row), sim_store.to_simulation(sim), entries)
+            # One statement needs no BEGIN/COMMIT (two more round trips); the pooled
+            # connection is made transactional again before it goes back to the pool.
+            conn.autocommit = True
+            try:
+                cur = conn.cursor(row_factory=tuple_row)
+                rows = cur.execute(self._GET_RUN, (rid,)).fetchall()
+            finally:
+                try:
+                    conn.autocommit = False
+                except Exception:
+                    conn.close()  # broken: the pool replaces it
+        first = rows[0] if rows else None
+        if first is None:
+            raise NotFound(f"run {rid} not found")
+        nrun, nsim = len(self._RUN_FIELDS), len(self._SIM_FIELDS)
+        run_row = dict(zip(self._RUN_FIELDS, first[:nrun], strict=True))
+        if not principal.sees(run_row["tenant_type"], run_row["tenant_id"]):
+            raise NotFound(f"run {rid} not found")
+        sim = sim_store.to_simulation(
+            dict(zip(self._SIM_FIELDS, first[nrun : nrun + nsim], strict=True))
+        )
+        entries = [
+            journal.Entry.from_row(dict(zip(self._ENTRY_FIELDS, row[nrun + nsim :], strict=True)))
+            for row in rows
+            if row[nrun + nsim + self._ENTRY_ID] is not None  # NULL: the run has no entry
+        ]
+        return RunDetail(Run.model_validate(run_row), sim, entries)
 
     def list_runs(
         self,
@@ -476,8 +561,7 @@ class SimulatorService:
 
     # -- artifacts and SIRA -----------------------------------------------------------------
 
-    def get_artifact(self, principal: Principal, run_id: str | UUID, kind: str = "log"
-                     ) -> bytes:
+    def get_artifact(self, principal: Principal, run_id: str | UUID, kind: str = "log") -> bytes:
         """The archived ``<run_id>.log`` (kind ``log``) or ``<run_id>.report.json``."""
         from simcore.artifacts import open_store, run_keys
 
@@ -489,15 +573,18 @@ class SimulatorService:
             row = self._run_row(conn, principal, rid)
         if row["artifact_s3_key"] is None:
             why = row.get("artifact_error") or (
-                "the run has not finished" if not RunStatus(row["status"]).terminal
-                else "nothing was archived for this run")
-            raise NotFound(f"run {rid} has no archived artifacts: {why} "
-                           f"(the log is in the database: simcore runs logs {rid})")
+                "the run has not finished"
+                if not RunStatus(row["status"]).terminal
+                else "nothing was archived for this run"
+            )
+            raise NotFound(
+                f"run {rid} has no archived artifacts: {why} "
+                f"(the log is in the database: simcore runs logs {rid})"
+            )
         log_key, report_key = run_keys(str(rid))
         return open_store(self.settings).get_bytes(log_key if kind == "log" else report_key)
 
-    def export_sira(self, principal: Principal, destination: str | None = None
-                    ) -> ExportResult:
+    def export_sira(self, principal: Principal, destination: str | None = None) -> ExportResult:
         """Send the anonymized errors not yet exported as one batch; journaled.
 
         ``destination`` is a folder or ``s3://bucket/prefix``; default: ``sira/`` in the

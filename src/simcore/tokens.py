@@ -9,6 +9,12 @@ Nothing compares the secret itself, so there is no secret-dependent early exit t
 attacker timing the lookup learns, at best, something about a SHA-256 digest of their own
 guess. Hashing is plain SHA-256, not a slow password hash: the secret has 256 bits of entropy,
 so there is nothing to brute-force, and every API request pays for the hash.
+
+An API process keeps the tokens it verified in a ``TokenCache``, keyed by that digest, so that a
+request need not look its token up again. Revocation is still honoured from the very next
+request, whoever revokes: a trigger (migration 0007) bumps a revocation generation in the
+revoking transaction, and an entry is only trusted at the generation it was verified at, read
+after the request arrived (``simcore.api.tokengate``).
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +42,12 @@ PREFIX_CHARS = 12
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 """``last_used_at`` is refreshed at most this often, so reads do not each cost a write."""
+
+CACHE_TTL_SECONDS = 10.0
+"""How long an API process keeps a verification (within one revocation generation)."""
+CACHE_MAX_ENTRIES = 10_000
+GENERATION_SQL = "SELECT generation FROM sdk_simulator_tokens_generation"
+"""Migration 0007's revocation generation: bumped by every revocation, in its transaction."""
 
 _TOKEN_SHAPE = re.compile(r"^smt_[A-Za-z0-9_-]{20,200}$")
 _TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
@@ -177,28 +190,123 @@ def create(
     return CreatedToken(secret, TokenInfo.model_validate(row))
 
 
-def authenticate(db: Database, token: str) -> Principal:
-    """The principal a bearer token stands for; Unauthenticated if it is unknown or revoked."""
+# One statement, so one round trip: the token as it was, the revocation generation in the same
+# snapshot, and last_used_at refreshed when it is older than LAST_USED_RESOLUTION (the SELECT
+# sees the row before that UPDATE).
+_VERIFY = (
+    "WITH used AS (UPDATE sdk_simulator_tokens SET last_used_at = now() "
+    "WHERE token_hash = %(digest)s AND revoked_at IS NULL "
+    "AND (last_used_at IS NULL OR last_used_at < now() - %(resolution)s) RETURNING id) "
+    f"SELECT {COLUMNS}, ({GENERATION_SQL}) AS generation "
+    "FROM sdk_simulator_tokens WHERE token_hash = %(digest)s"
+)
+
+
+def check_shape(token: str) -> str:
+    """The token without surrounding blanks; Unauthenticated if it cannot be a token."""
     token = token.strip()
     # A string that cannot be a token is refused without a database round trip.
     if not _TOKEN_SHAPE.match(token):
         raise Unauthenticated("malformed token: expected smt_ followed by the secret")
-    digest = hash_token(token)
+    return token
+
+
+def verify(db: Database, digest: str) -> tuple[TokenInfo, int]:
+    """The valid token with this digest, and the revocation generation it was valid at.
+
+    One round trip; Unauthenticated if the token is unknown or revoked.
+    """
     with db.transaction() as conn:
-        row = conn.execute(
-            f"SELECT {COLUMNS} FROM sdk_simulator_tokens WHERE token_hash = %s", (digest,)
-        ).fetchone()
-        if row is None:
-            raise Unauthenticated("unknown token")
-        info = TokenInfo.model_validate(row)
-        if info.revoked:
-            raise Unauthenticated(f"token {info.prefix}… was revoked")
-        now = datetime.now(UTC)
-        if info.last_used_at is None or now - info.last_used_at > LAST_USED_RESOLUTION:
-            conn.execute(
-                "UPDATE sdk_simulator_tokens SET last_used_at = now() WHERE id = %s", (info.id,)
-            )
-    return info.principal()
+        # A single statement needs no BEGIN/COMMIT around it (two more round trips); the
+        # pool's connections are transactional, so autocommit is restored before it goes back.
+        conn.autocommit = True
+        try:
+            row = conn.execute(
+                _VERIFY, {"digest": digest, "resolution": LAST_USED_RESOLUTION}
+            ).fetchone()
+        finally:
+            _restore_transactional(conn)
+    if row is None:
+        raise Unauthenticated("unknown token")
+    generation = int(row.pop("generation"))
+    info = TokenInfo.model_validate(row)
+    if info.revoked:
+        raise Unauthenticated(f"token {info.prefix}… was revoked")
+    return info, generation
+
+
+def _restore_transactional(conn: psycopg.Connection[Any]) -> None:
+    try:
+        conn.autocommit = False
+    except psycopg.Error:
+        # Broken (the pool discards it) or, impossibly, inside a transaction: never hand an
+        # autocommit connection back to the pool.
+        conn.close()
+
+
+def authenticate(db: Database, token: str) -> Principal:
+    """The principal a bearer token stands for; Unauthenticated if it is unknown or revoked."""
+    return verify(db, hash_token(check_shape(token)))[0].principal()
+
+
+@dataclass(frozen=True)
+class _Entry:
+    principal: Principal
+    generation: int
+    expires: float
+    """time.monotonic() after which the database is asked again."""
+
+
+class TokenCache:
+    """Tokens verified lately, by SHA-256 digest (never the token), each with the revocation
+    generation it was verified at.
+
+    An entry answers only for that generation: whoever revokes a token, anywhere, moves the
+    generation on in the same transaction, and the next request that reads it (a read sent
+    after the request arrived) finds every older entry void. Revocations are rare, so they
+    simply empty the cache. The TTL refreshes the rest (and ``last_used_at``) now and then.
+    Not thread-safe: one event loop owns it.
+    """
+
+    def __init__(
+        self, *, ttl: float = CACHE_TTL_SECONDS, max_entries: int = CACHE_MAX_ENTRIES
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, _Entry] = {}
+        self._generation = -1
+
+    def lookup(self, digest: str, generation: int) -> Principal | None:
+        """The principal verified at ``generation``, read after the request arrived."""
+        if generation > self._generation:
+            self._entries.clear()  # a revocation since: nothing older holds
+            self._generation = generation
+            return None
+        if generation < self._generation:
+            return None  # read before a verification that saw a newer one: ask again
+        entry = self._entries.get(digest)
+        if entry is None or entry.generation != generation:
+            return None
+        if entry.expires <= time.monotonic():
+            del self._entries[digest]
+            return None
+        return entry.principal
+
+    def store(self, digest: str, info: TokenInfo, generation: int) -> None:
+        if generation < self._generation:
+            return  # verified before a revocation this cache already knows of
+        if generation > self._generation:
+            self._entries.clear()
+            self._generation = generation
+        if digest not in self._entries and len(self._entries) >= self.max_entries:
+            del self._entries[next(iter(self._entries))]  # the oldest
+        self._entries[digest] = _Entry(info.principal(), generation, time.monotonic() + self.ttl)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._entries
 
 
 def _find(conn: psycopg.Connection[Any], ref: str | UUID) -> dict[str, Any]:

@@ -22,7 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simcore import __version__
 from simcore.api import errors, routes
+from simcore.api.hot import HotRoutes
 from simcore.api.state import ApiState
+from simcore.api.tokengate import TokenGate
 from simcore.config import Settings, load_settings
 from simcore.errors import SimError
 from simcore.service import SimulatorService
@@ -47,9 +49,9 @@ def requires_token(path: str) -> bool:
 class TokenAuth:
     """Checks ``Authorization: Bearer <token>`` and puts the principal in the request state."""
 
-    def __init__(self, app: ASGIApp, state: ApiState) -> None:
+    def __init__(self, app: ASGIApp, gate: TokenGate) -> None:
         self.app = app
-        self.state = state
+        self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not requires_token(scope["path"]):
@@ -66,7 +68,7 @@ class TokenAuth:
                 raise Unauthenticated("missing bearer token (Authorization: Bearer smt_...)")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthenticated("expected Authorization: Bearer <token>")
-            principal = await run_in_threadpool(self.state.authenticate, token)
+            principal = await self.gate.principal(token)
         except SimError as exc:
             await errors.sim_error_response(exc)(scope, receive, send)
             return
@@ -142,6 +144,7 @@ def create_app(
     owns_service = service is None
     svc = service or SimulatorService(settings)
     state = ApiState(svc)
+    gate = TokenGate(state)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -160,7 +163,8 @@ def create_app(
             if worker is not None:
                 worker[0].stop()
                 await run_in_threadpool(worker[1].join, 30.0)
-            await run_in_threadpool(state.hub.close)
+            gate.close()
+            await run_in_threadpool(state.close)
             if owns_service:
                 await run_in_threadpool(svc.close)
 
@@ -179,7 +183,9 @@ def create_app(
     errors.install(app)
     app.include_router(routes.public)
     app.include_router(routes.router)
-    app.add_middleware(TokenAuth, state=state)
+    # Innermost of ours: the polled GET run status, answered once authenticated (see hot.py).
+    app.add_middleware(HotRoutes, state=state)
+    app.add_middleware(TokenAuth, gate=gate)
     # Outermost: an oversized body is refused before anything reads it.
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     return app

@@ -9,7 +9,7 @@ the field as the client spelled it (``tenantType``, ``scenario.error_frequency``
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -187,57 +187,81 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+async def on_sim_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SimError)
+    return sim_error_response(exc)
+
+
+async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return validation_response(exc)
+
+
+async def on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "error")
+    if status == 404:
+        message = f"no route {request.method} {request.url.path}"
+    elif status == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    headers = dict(exc.headers or {})
+    if status == 405:
+        # Starlette names the methods of the first route matching the path only; a path
+        # such as /api/simulator has one route per method, and Allow must list them all.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return error_response(status, code, message, headers=headers)
+
+
+async def on_database(request: Request, exc: Exception) -> JSONResponse:
+    # The pool could not give a connection, or the server went away mid-request.
+    _log.warning("database error on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "database_unavailable", "the database is unavailable")
+
+
+async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    # A value the validation let through but PostgreSQL refused. The request is at fault
+    # (never a 500), and the gap in validation is logged to be closed.
+    _log.warning("database refused a value on %s: %s", request.url.path, exc)
+    diag = getattr(exc, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    what = f" (constraint {constraint})" if constraint else ""
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return error_response(409, "conflict", f"already exists{what}")
+    return error_response(422, "invalid_input", f"a value was refused by the database{what}")
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    _log.exception("internal error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal", "internal error; it was logged")
+
+
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+HANDLERS: dict[type[Exception], Handler] = {
+    SimError: on_sim_error,
+    RequestValidationError: on_validation,
+    StarletteHTTPException: on_http,
+    PoolTimeout: on_database,
+    psycopg.OperationalError: on_database,
+    psycopg.DataError: on_data_error,
+    psycopg.IntegrityError: on_data_error,
+}
+"""The handlers of the errors a request may cause (``Exception`` aside: see ``install``)."""
+
+
+def handler_for(exc: Exception) -> Handler | None:
+    """The handler ``install`` gives ``exc``, found as Starlette finds it (by class, most
+    specific first); None for the unexpected, which the server answers 500 and logs."""
+    for cls in type(exc).__mro__:
+        if cls in HANDLERS:
+            return HANDLERS[cls]
+    return None
+
+
 def install(app: FastAPI) -> None:
-    async def on_sim_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, SimError)
-        return sim_error_response(exc)
-
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        return validation_response(exc)
-
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        status = exc.status_code
-        code = _HTTP_CODES.get(status, "error")
-        if status == 404:
-            message = f"no route {request.method} {request.url.path}"
-        elif status == 405:
-            message = f"{request.method} is not allowed on {request.url.path}"
-        else:
-            message = str(exc.detail)
-        headers = dict(exc.headers or {})
-        if status == 405:
-            # Starlette names the methods of the first route matching the path only; a path
-            # such as /api/simulator has one route per method, and Allow must list them all.
-            headers["Allow"] = ", ".join(_allowed_methods(request))
-        return error_response(status, code, message, headers=headers)
-
-    async def on_database(request: Request, exc: Exception) -> JSONResponse:
-        # The pool could not give a connection, or the server went away mid-request.
-        _log.warning("database error on %s %s: %s", request.method, request.url.path, exc)
-        return error_response(503, "database_unavailable", "the database is unavailable")
-
-    async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
-        # A value the validation let through but PostgreSQL refused. The request is at fault
-        # (never a 500), and the gap in validation is logged to be closed.
-        _log.warning("database refused a value on %s: %s", request.url.path, exc)
-        diag = getattr(exc, "diag", None)
-        constraint = getattr(diag, "constraint_name", None)
-        what = f" (constraint {constraint})" if constraint else ""
-        if isinstance(exc, psycopg.errors.UniqueViolation):
-            return error_response(409, "conflict", f"already exists{what}")
-        return error_response(422, "invalid_input", f"a value was refused by the database{what}")
-
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        _log.exception("internal error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "internal error; it was logged")
-
-    app.add_exception_handler(SimError, on_sim_error)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(PoolTimeout, on_database)
-    app.add_exception_handler(psycopg.OperationalError, on_database)
-    app.add_exception_handler(psycopg.DataError, on_data_error)
-    app.add_exception_handler(psycopg.IntegrityError, on_data_error)
+    for exc_class, handler in HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)
     app.add_exception_handler(Exception, on_unexpected)

@@ -295,9 +295,25 @@ def list_runs(
     return _json(RunList(runs=runs))
 
 
+# The two run-status routes are the ones polled (the runbook's step 3, the dashboard). Their
+# requests are answered by simcore.api.hot before FastAPI's routing, through run_status; these
+# declarations document them and answer what hot leaves to them (a query string, an id that is
+# not a canonical UUID...), through the same run_status.
+
+
+async def run_status(
+    state: ApiState, who: Principal, run_id: UUID, simulation_id: UUID | None = None
+) -> Response:
+    """The run, its simulation and its journal; 404 if it is not in ``simulation_id``."""
+    detail = await state.call_db(state.service.get_run, who, run_id)
+    if simulation_id is not None and detail.run.simulation_id != simulation_id:
+        raise NotFound(f"run {run_id} not found in simulation {simulation_id}")
+    return _json(_detail(detail))
+
+
 @router.get("/runs/{run_id}", response_model=RunDetailOut, responses=READ_ONE, summary="A run")
-def get_run(run_id: RunId, who: Who, svc: Service) -> Response:
-    return _json(_detail(svc.get_run(who, run_id)))
+async def get_run(run_id: RunId, who: Who, state: State) -> Response:
+    return await run_status(state, who, run_id)
 
 
 @router.post(
@@ -544,13 +560,10 @@ def list_simulation_runs(
     responses=READ_ONE,
     summary="Poll a run (runbook step 3): status, metrics, journal",
 )
-def get_simulation_run(
-    simulation_id: SimulationId, run_id: RunId, who: Who, svc: Service
+async def get_simulation_run(
+    simulation_id: SimulationId, run_id: RunId, who: Who, state: State
 ) -> Response:
-    detail = svc.get_run(who, run_id)
-    if detail.run.simulation_id != simulation_id:
-        raise NotFound(f"run {run_id} not found in simulation {simulation_id}")
-    return _json(_detail(detail))
+    return await run_status(state, who, run_id, simulation_id)
 
 
 # -- after approval: staged rollout, canary, daily checklist ------------------------------------

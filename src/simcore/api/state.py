@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 import psycopg
 
@@ -15,6 +20,9 @@ from simcore.service import SimulatorService
 
 START_RETRY_SECONDS = 2.0
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 class ApiState:
     """What the routes share: the service, its start-up, the metrics registry, the log hub."""
@@ -24,6 +32,12 @@ class ApiState:
         self.registry = build_registry(service.dashboard_metrics)
         self.hub = LogHub(service.db)
         self.started = False
+        self.db_threads = ThreadPoolExecutor(
+            max_workers=service.settings.db_pool_max, thread_name_prefix="api-db"
+        )
+        """For the token checks' and the polled routes' database calls: no more threads than
+        pooled connections (more would only queue for one), and fewer threads fighting over
+        the GIL than in the framework's 40-thread pool."""
         self._lock = threading.Lock()
         self._last_failure: tuple[float, SimError] | None = None
 
@@ -57,3 +71,12 @@ class ApiState:
     def authenticate(self, token: str) -> Principal:
         self.ensure_started()
         return self.service.authenticate(token)
+
+    async def call_db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` (blocking database work) in one of ``db_threads``."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.db_threads, functools.partial(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self.db_threads.shutdown(wait=True, cancel_futures=True)
+        self.hub.close()

@@ -12,6 +12,20 @@ from typing import Any
 from simcore.errors import InvalidInput, SimError
 
 DEFAULT_PORT = 8140
+MAX_DEFAULT_PROCESSES = 4
+
+
+def default_processes() -> int:
+    """One uvicorn process per core this process may run on, at most MAX_DEFAULT_PROCESSES.
+
+    A process answers on one core at a time (the GIL); on a 2-core machine a second process
+    nearly doubles the requests per second of the token-checked GET routes.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_DEFAULT_PROCESSES))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,9 +45,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--processes",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="uvicorn worker processes answering requests (default 1)",
+        help="uvicorn worker processes answering requests (default: one per core, at most "
+        f"{MAX_DEFAULT_PROCESSES}; 1 with --workers-in-process)",
     )
     parser.add_argument(
         "--log-level",
@@ -57,6 +72,9 @@ def _serve(args: argparse.Namespace) -> int:
         raise InvalidInput("port", "must be from 1 to 65535")
     if not 0 <= args.workers_in_process <= 64:
         raise InvalidInput("workers-in-process", "must be from 0 to 64")
+    if args.processes is None:
+        # Each process would run its own in-process workers: keep that count what was asked.
+        args.processes = 1 if args.workers_in_process else default_processes()
     if not 1 <= args.processes <= 32:
         raise InvalidInput("processes", "must be from 1 to 32")
     import uvicorn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,23 @@ def _connect_error(url: str, exc: Exception, source: str) -> DatabaseUnavailable
     # libpq prefixes every line with the address; keep the last, most specific, line.
     detail = detail.split(": ", 1)[-1] if detail.startswith("connection to server") else detail
     return DatabaseUnavailable(f"{source}: cannot connect to {describe_target(url)}: {detail}")
+
+
+def check_if_disturbed(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check on checkout: a round trip (``ConnectionPool.check_connection``) only if
+    the idle connection is readable, else none.
+
+    An idle connection has nothing to read unless something happened to it: a server that
+    shut down or restarted sent it an error and closed it (readable: end of file), and so
+    does a backend terminated by an administrator. A round trip on every checkout cost a
+    one-statement request as much as its statement. What this does not see (a peer gone
+    without a word, e.g. a network cut) a round trip would only have seen after a timeout; the
+    request then fails and the pool replaces the connection.
+    """
+    poller = select.poll()  # not select.select(): a busy server's descriptors pass 1023
+    poller.register(conn.pgconn.socket, select.POLLIN)
+    if poller.poll(0):  # readable, hung up or in error
+        ConnectionPool.check_connection(conn)
 
 
 class Database:
@@ -114,8 +132,9 @@ class Database:
                     },
                     open=False,
                     name="simcore",
-                    # A restarted server leaves dead connections in the pool; check on checkout.
-                    check=ConnectionPool.check_connection,
+                    # A restarted server leaves dead connections in the pool; check on checkout,
+                    # with a round trip only when the idle connection has something to read.
+                    check=check_if_disturbed,
                     reconnect_timeout=60.0,
                 )
                 pool.open(wait=True, timeout=float(self.settings.db_connect_timeout_s))
