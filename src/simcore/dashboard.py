@@ -5,13 +5,16 @@ tiles, the charts and the tables agree with each other) and in six statements, e
 an index or a time window, so that it stays cheap with hundreds of thousands of runs:
 
 - levels: the queue (partial indexes on ``status = 'queued'`` / ``'running'``), live workers,
-  pending approvals, the approval rate and the SIRA exports;
-- the last 24 h of finished runs, by 10-minute bucket (``sdk_runs_recent_idx`` on ``run_at``):
-  success over time, the 24 h KPIs and the 10-minute figures of SimulatorHighFailureRate;
+  pending approvals, the approval rate and the SIRA exports (``sdk_anon_errors_exported_idx``);
+- the last 24 h of finished runs, by 10-minute bucket: success over time, the 24 h KPIs and
+  the 10-minute figures of SimulatorHighFailureRate;
 - the runbook's "success rate par SDK language" query over 7 days (kept up to a minute when
   it is slow to read: see ``_by_language``);
 - queue depth over the last hour, rebuilt from each run's run_at / started_at / completed_at;
 - the most recent runs (``LIMIT``), and the pending approvals (``simcore.approvals``).
+
+The finished runs and the rates by language are index-only scans of ``sdk_runs_recent_idx``
+(``run_at``, with the columns they read included: migration 0008).
 
 Windows rest on the runbook's own purge: a run unfinished after 24 h is ended ``timeout``, so
 every run that finished in the last 24 h was launched in the last 25 h, and a bound on
@@ -360,18 +363,22 @@ SELECT date_bin(%(bucket)s, completed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') 
  ORDER BY 1
 """
 
-# The runbook's query; the metric is read from the JSON once per row (LATERAL), which is most
-# of this statement's cost.
+# The runbook's query, with the metric read from ``metrics_success_rate`` (migration 0008: the
+# JSON's success_rate, stored when the run is written) rather than from the JSON of every run.
+# Runs are counted by simulation first: every column it reads is in ``sdk_runs_recent_idx``, so
+# this is an index-only scan, and the join then meets a few rows per simulation.
 _BY_LANGUAGE = """
 SELECT s.sdk_language,
-       count(*) AS total_runs,
-       count(*) FILTER (WHERE sr.status = 'success') AS successful,
-       avg(CASE WHEN jsonb_typeof(m.rate) = 'number' THEN m.rate::float8 END)
-           AS avg_success_rate
-  FROM sdk_simulation_runs sr
- CROSS JOIN LATERAL (SELECT sr.metrics -> 'success_rate' AS rate) m
+       sum(sr.runs)::bigint AS total_runs,
+       sum(sr.successful)::bigint AS successful,
+       sum(sr.rate_sum) / nullif(sum(sr.rates), 0) AS avg_success_rate
+  FROM (SELECT simulation_id, count(*) AS runs,
+               count(*) FILTER (WHERE status = 'success') AS successful,
+               sum(metrics_success_rate) AS rate_sum, count(metrics_success_rate) AS rates
+          FROM sdk_simulation_runs
+         WHERE run_at > now() - %(language_window)s{scope}
+         GROUP BY simulation_id) sr
   JOIN sdk_simulations s ON sr.simulation_id = s.id
- WHERE sr.run_at > now() - %(language_window)s{scope}
  GROUP BY s.sdk_language
  ORDER BY s.sdk_language
 """
@@ -407,7 +414,7 @@ def _by_language(
             int(r["successful"]),
             float(r["avg_success_rate"]) if r["avg_success_rate"] is not None else None,
         )
-        for r in conn.execute(_q(_BY_LANGUAGE, principal, "sr"), params).fetchall()
+        for r in conn.execute(_q(_BY_LANGUAGE, principal), params).fetchall()
     )
     with _language_lock:
         if time.perf_counter() - started > LANGUAGE_SLOW_SECONDS:

@@ -18,19 +18,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 import psycopg
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.registry import Collector
 
 from simcore.errors import SimError
 from simcore.model import RunStatus
 
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+# prometheus_client is imported by what builds or serves a registry, not with this module:
+# the dashboard and the checklist only read the status lists below, and importing the client
+# (its whole package, HTTP server included) is a measurable part of the dashboard's start.
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""prometheus_client's ``CONTENT_TYPE_PLAIN_0_0_4``: the text format every Prometheus scrapes."""
 
 STATUSES = tuple(s.value for s in RunStatus)
 VERDICT_STATUSES = ("success", "partial_success", "failed", "timeout", "error")
@@ -158,12 +163,18 @@ def read_snapshot(conn: psycopg.Connection[Any]) -> MetricsSnapshot:
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    from prometheus_client.core import GaugeMetricFamily
+
     return GaugeMetricFamily(name, doc, value=value)
 
 
-class SimulatorCollector(Collector):
+class SimulatorCollector:
     """Reads a snapshot at each scrape; a database outage is ``molam_simulator_database_up 0``,
-    not a failed scrape, so that the outage itself can be alerted on."""
+    not a failed scrape, so that the outage itself can be alerted on.
+
+    A prometheus_client ``Collector`` by its methods (the registry asks for no more), so that
+    defining it does not import the client.
+    """
 
     def __init__(self, snapshot: Callable[[], MetricsSnapshot]) -> None:
         self._snapshot = snapshot
@@ -173,6 +184,8 @@ class SimulatorCollector(Collector):
         return []
 
     def collect(self) -> Iterable[Metric]:
+        from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+
         try:
             snap = self._snapshot()
         except (SimError, psycopg.Error) as exc:
@@ -241,12 +254,16 @@ class SimulatorCollector(Collector):
 def build_registry(snapshot: Callable[[], MetricsSnapshot]) -> CollectorRegistry:
     """A registry of its own (not the global one) so that several apps in one process, as in
     tests, do not collide; process_* metrics describe this replica."""
+    from prometheus_client import CollectorRegistry, ProcessCollector
+
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SimulatorCollector(snapshot))
+    registry.register(cast("Collector", SimulatorCollector(snapshot)))
     ProcessCollector(registry=registry)
     return registry
 
 
 def exposition(registry: CollectorRegistry) -> bytes:
     """The Prometheus text format (0.0.4), which every Prometheus version scrapes."""
+    from prometheus_client import generate_latest
+
     return generate_latest(registry)

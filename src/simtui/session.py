@@ -11,29 +11,32 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, cast
 
-from simcore import queue
-from simcore.auth import Permission, Principal, local_principal
-from simcore.config import Settings
-from simcore.dashboard import DashboardSnapshot, approximate
 from simcore.errors import ConfigError
-from simcore.events import LOGS_CHANNEL, RUNS_CHANNEL, Event, Listener
-from simcore.facade import Simulator
-from simcore.model import ApprovalStatus, Role
-from simcore.service import SimulatorService
 
+# The engine is imported where it is used, not here: main() creates the session and starts
+# the database in the background before the dashboard's own modules are imported, so that
+# the two overlap (in API mode, the local engine is never imported at all).
 if TYPE_CHECKING:
+    from simcore.auth import Permission, Principal
+    from simcore.config import Settings
+    from simcore.dashboard import DashboardSnapshot
+    from simcore.events import Event, Listener
+    from simcore.facade import Simulator
+    from simcore.model import Role
+    from simcore.service import SimulatorService
     from simcore.worker import Executor, Worker
 
 _log = logging.getLogger(__name__)
 
-ExecutorFactory = Callable[[Settings], "Executor"]
-Opener = Callable[[], tuple[Simulator, Principal]]
+ExecutorFactory = Callable[["Settings"], "Executor"]
+Opener = Callable[[], tuple["Simulator", "Principal"]]
 
 WORKER_CONCURRENCY = 2
 WORKER_GRACE_SECONDS = 3.0
@@ -63,6 +66,12 @@ def _alive(worker: dict[str, Any]) -> bool:
     except (PermissionError, ValueError, TypeError, KeyError):
         return True
     return True
+
+
+def _is_service(simulator: object) -> TypeGuard[SimulatorService]:
+    """Whether ``simulator`` is the local engine; without importing it when it is not loaded."""
+    module = sys.modules.get("simcore.service")
+    return module is not None and isinstance(simulator, module.SimulatorService)
 
 
 def default_executor(settings: Settings) -> Executor:
@@ -98,6 +107,8 @@ class Session:
         self._prefetch_thread: threading.Thread | None = None
         self._prefetched: DashboardSnapshot | None = None
         self._prefetch_error: Exception | None = None
+        self._closed = False
+        """Closed: going live from a thread that was already on its way starts nothing."""
         self.on_event: Callable[[Event], None] | None = None
         self.on_connection: Callable[[bool], None] | None = None
 
@@ -130,6 +141,15 @@ class Session:
             return cls(open_remote, label=f"API {api_url}", settings=settings, live_events=False)
 
         def open_local() -> tuple[Simulator, Principal]:
+            if settings.database_url is None:
+                # First, so that a stopped server starts while the engine's modules load.
+                from simcore.store import embedded
+
+                embedded.start(Path(settings.data_dir))
+            from simcore.auth import local_principal
+            from simcore.model import Role
+            from simcore.service import SimulatorService
+
             service = SimulatorService(settings)
             try:
                 service.start()
@@ -152,7 +172,7 @@ class Session:
         live_events: bool = True,
     ) -> Session:
         """A session over a simulator that is already open (tests, embedding)."""
-        settings = simulator.settings if isinstance(simulator, SimulatorService) else None
+        settings = simulator.settings if _is_service(simulator) else None
         return cls(
             lambda: (simulator, principal),
             label=label,
@@ -186,7 +206,8 @@ class Session:
     @property
     def service(self) -> SimulatorService | None:
         """The local service (local mode), for what only it offers: events, workers."""
-        return self._simulator if isinstance(self._simulator, SimulatorService) else None
+        simulator = self._simulator
+        return simulator if _is_service(simulator) else None
 
     @property
     def local(self) -> bool:
@@ -201,9 +222,13 @@ class Session:
     def start_live(self) -> bool:
         """Local mode: LISTEN for run and log changes; False if updates must be polled."""
         service = self.service
-        if service is None or not self.live_events or self.on_event is None:
+        if service is None or self._closed or not self.live_events or self.on_event is None:
             return False
+        from simcore.events import LOGS_CHANNEL, RUNS_CHANNEL, Listener
+
         with self._lock:
+            if self._closed:
+                return False
             if self._listener is None:
                 self._listener = Listener(
                     service.db,
@@ -230,8 +255,16 @@ class Session:
         may run simulations: an auditor's dashboard changes nothing.
         """
         service = self.service
-        if service is None or self.executor_factory is None or self.in_process_worker:
+        if (
+            service is None
+            or self._closed
+            or self.executor_factory is None
+            or self.in_process_worker
+        ):
             return False
+        from simcore import queue
+        from simcore.auth import Permission
+
         if not self.can(Permission.RUN):
             return False  # a read-only session executes nothing, not even others' runs
         with service.db.transaction() as conn:
@@ -252,8 +285,10 @@ class Session:
         )
         thread = threading.Thread(target=worker.run, name="simtui-worker", daemon=True)
         with self._lock:
+            if self._closed:
+                return False
             self._worker, self._worker_thread = worker, thread
-        thread.start()
+            thread.start()
         return True
 
     def workers_label(self, snapshot: DashboardSnapshot | None) -> str:
@@ -302,6 +337,11 @@ class Session:
         if callable(dashboard):
             return cast(_HasDashboard, simulator).dashboard(principal)
         # An API without the snapshot: build it from what the API lists.
+        from datetime import UTC, datetime
+
+        from simcore.dashboard import approximate
+        from simcore.model import ApprovalStatus
+
         runs = simulator.list_runs(principal, limit=500)
         simulations = {s.id: s for s in simulator.list_simulations(principal, limit=1000)}
         pending = simulator.list_approvals(principal, status=ApprovalStatus.PENDING, limit=50)
@@ -318,6 +358,7 @@ class Session:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             listener, self._listener = self._listener, None
             worker, thread = self._worker, self._worker_thread
             simulator, self._simulator = self._simulator, None

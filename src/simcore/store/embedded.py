@@ -9,6 +9,7 @@ works from another shell; ``simcore db stop`` stops it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -20,6 +21,8 @@ from simcore.errors import DatabaseUnavailable
 
 DATABASE_NAME = "molam_connect"
 """The runbook's ``psql -d molam_connect`` names the database; the embedded one is named so."""
+DATABASE_MARKER = ".simtui_database"
+"""Written in ``pgdata`` once ``molam_connect`` exists, so it goes away with the server's files."""
 
 _log = logging.getLogger(__name__)
 
@@ -39,6 +42,14 @@ def _ensure_runtime_dir() -> None:
 
 def start(data_dir: Path) -> str:
     """Start (or join) the embedded server and return a libpq URL of its ``molam_connect``."""
+    pgdata = pgdata_dir(data_dir)
+    # Most starts find the server up, which postmaster.pid tells without importing pgserver
+    # (psutil, file locks) or walking its binaries' permissions as root; and the marker tells
+    # that molam_connect exists, which otherwise takes a connection to ask.
+    created = (pgdata / DATABASE_MARKER).is_file()
+    url = _running_url(pgdata)
+    if url is not None and created:
+        return url
     _ensure_runtime_dir()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -58,21 +69,51 @@ def start(data_dir: Path) -> str:
             ) from None
         try:
             getter = pgserver.get_server  # type: ignore[attr-defined]
-            server = getter(pgdata_dir(data_dir), cleanup_mode=None)
+            server = getter(pgdata, cleanup_mode=None)
         except (
             subprocess.CalledProcessError,
             subprocess.TimeoutExpired,
             OSError,
             AssertionError,
         ) as exc:
-            log = pgdata_dir(data_dir) / "log"
+            log = pgdata / "log"
             raise DatabaseUnavailable(
-                f"embedded database: PostgreSQL did not start under {pgdata_dir(data_dir)} "
+                f"embedded database: PostgreSQL did not start under {pgdata} "
                 f"({type(exc).__name__}); see {log}"
             ) from None
-    base_uri: str = server.get_uri()
-    _ensure_database(server, base_uri)
-    return server.get_uri(DATABASE_NAME)
+    if not created:
+        _ensure_database(server, server.get_uri())
+        with contextlib.suppress(OSError):  # without the marker, the next start checks again
+            (pgdata / DATABASE_MARKER).write_text(DATABASE_NAME + "\n", encoding="utf-8")
+    return str(server.get_uri(DATABASE_NAME))
+
+
+def _running_url(pgdata: Path) -> str | None:
+    """The URL of ``molam_connect`` on a server that runs and is ready in ``pgdata``, else None.
+
+    Read from ``postmaster.pid`` as pgserver reads it (pid, port, socket folder, status), with
+    the same checks: the file says "ready", its process exists, and so does the socket.
+    """
+    try:
+        lines = (pgdata / "postmaster.pid").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if len(lines) < 8 or lines[7].strip() != "ready":
+        return None
+    try:
+        pid, port = int(lines[0]), int(lines[3])
+    except ValueError:
+        return None
+    socket_dir = lines[4].strip()
+    if not socket_dir or not (Path(socket_dir) / f".s.PGSQL.{port}").exists():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, as another user (pgserver runs the server as "pgserver" under root)
+    return f"postgresql://postgres:@/{DATABASE_NAME}?host={socket_dir}"
 
 
 def _ensure_database(server: object, base_uri: str) -> None:
@@ -106,6 +147,9 @@ def stop(data_dir: Path) -> bool:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     except subprocess.CalledProcessError:
         return False
-    # Forget any handle this process held so a later start() starts a fresh server.
-    PostgresServer._instances.pop(pgdata.resolve(), None)
+    # Forget any handle this process held so a later start() starts a fresh server, and its
+    # exit hook with it: that hook deletes the handle from the same table (a KeyError at exit).
+    server = PostgresServer._instances.pop(pgdata.resolve(), None)
+    if server is not None:
+        atexit.unregister(server._cleanup)
     return True

@@ -1,0 +1,108 @@
+"""The ``simtui`` command: the session first, then the dashboard.
+
+A start waits on two things: the database (the embedded server may have to start, then a
+first snapshot is read) and the dashboard's modules (Textual, the screens, the engine under
+them). The first mostly waits on another process; the second keeps this one busy. So the
+session opens in a background thread before the dashboard is imported, and nothing here
+imports Textual: a stopped server starts while the screens load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from simcore.errors import ConfigError, SimError
+from simtui.session import Session
+
+if TYPE_CHECKING:
+    from simtui.app import SimTUI
+
+KEYMAP_ENV = "SIMTUI_KEYMAP"
+
+
+def parse_keymap(text: str) -> dict[str, str]:
+    """``approve=A,reject=X`` (binding ids, as listed in help) into a Textual keymap."""
+    keymap: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        binding_id, sep, keys_ = item.partition("=")
+        if not sep or not binding_id.strip() or not keys_.strip():
+            raise ConfigError(f"{KEYMAP_ENV}: expected id=key[,id=key...], not {item!r}")
+        keymap[binding_id.strip()] = keys_.strip()
+        # A write key's twin, which tells a read-only session so, moves with it.
+        keymap[f"{binding_id.strip()}.refused"] = keys_.strip()
+    return keymap
+
+
+def _parser() -> argparse.ArgumentParser:
+    from simcore.model import Role
+
+    parser = argparse.ArgumentParser(
+        prog="simtui",
+        description="Terminal dashboard of the self-healing patch simulator. Local mode on "
+        "the database (SIMTUI_DATABASE_URL, else the embedded one); API mode when "
+        "SIMTUI_API_URL and SIMTUI_TOKEN are set.",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="launch demo runs: the runbook's three templates in python and node, and one "
+        "bad patch",
+    )
+    parser.add_argument(
+        "--role",
+        choices=[r.value for r in Role],
+        help="local mode only: act with this role (auditor: read-only)",
+    )
+    return parser
+
+
+def prepare(
+    argv: list[str] | None = None, app_class: Callable[[], type[SimTUI]] | None = None
+) -> SimTUI:
+    """What ``simtui`` does before it runs the app (the benchmark starts it the same way).
+
+    ``app_class`` gives the app's class (a subclass, for the benchmark) once the session is
+    on its way: getting it imports Textual.
+
+    The garbage collector pauses until the first full home screen: a start creates some
+    130,000 objects (modules, classes, widgets), few of them garbage, and the collections
+    that would run meanwhile cost about a tenth of the start.
+    """
+    gc.disable()
+    args = _parser().parse_args(argv)
+    try:
+        from simcore.config import load_settings
+        from simcore.model import Role
+
+        settings = load_settings()
+        keymap = parse_keymap(os.environ.get(KEYMAP_ENV, ""))
+        session = Session.from_settings(settings, role=Role(args.role) if args.role else None)
+    except SimError as exc:
+        gc.enable()
+        print(f"simtui: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    session.prefetch()
+    if app_class is None:
+        from simtui.app import SimTUI
+
+        cls = SimTUI
+    else:
+        cls = app_class()
+    app = cls(session, demo=args.demo, gc_paused=True)
+    if keymap:
+        app.set_keymap(keymap)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    app = prepare(argv)
+    try:
+        app.run()
+    finally:
+        app.session.close()
+    sys.exit(app.return_code or 0)
