@@ -138,3 +138,23 @@ def test_a_flood_on_stderr_is_capped_and_the_run_goes_on(backend: ProcessBackend
     assert report.status is RunStatus.SUCCESS
     assert report.log_truncated
     assert len(lines) == MAX_LOG_LINES + 1 and lines[-1].startswith("[log truncated")
+
+
+def test_an_interpreter_under_tmp_is_replaced_by_the_one_it_links_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkout (and its virtualenv) under /tmp is hidden by the sandbox's private /tmp:
+    # the runner must be started with the real interpreter, outside every covered folder.
+    real = os.path.realpath(process_module.sys.executable)
+    link = Path("/tmp") / f"simtui-venv-{uuid.uuid4().hex[:8]}" / "python"
+    link.parent.mkdir()
+    try:
+        link.symlink_to(real)
+        monkeypatch.setattr(process_module.sys, "executable", str(link))
+        chosen = process_module._interpreter("python", drop=False, private_tmp=True)
+        assert chosen == real
+        assert not chosen.startswith("/tmp/")
+        # Without a private /tmp (unsafe mode) the virtualenv's own interpreter is fine.
+        assert process_module._interpreter("python", drop=False) == str(link)
+    finally:
+        shutil.rmtree(link.parent, ignore_errors=True)

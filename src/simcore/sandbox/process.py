@@ -198,13 +198,28 @@ def _readable_by_others(path: Path) -> bool:
         return False
 
 
-def _interpreter(language: str, drop: bool) -> str:
+def _hidden(path: str) -> bool:
+    """Whether ``path`` lies in a folder the sandbox covers with its private tmpfs."""
+    covered = [os.path.realpath(PRIVATE_TMP), *_scratch_dirs()]
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in covered)
+
+
+def _interpreter(language: str, drop: bool, private_tmp: bool = False) -> str:
     if language == "python":
         candidates = [sys.executable, shutil.which("python3", path=SAFE_PATH)]
     else:
         candidates = [shutil.which("node", path=SAFE_PATH), shutil.which("node")]
     for candidate in candidates:
-        if candidate and (not drop or _readable_by_others(Path(candidate))):
+        if not candidate:
+            continue
+        if private_tmp:
+            # A virtualenv under /tmp (a checkout there) is hidden by the private /tmp: run
+            # the interpreter it links to. The runner uses the standard library only (-I -S),
+            # so the virtualenv's packages are never needed.
+            candidate = os.path.realpath(candidate)
+            if _hidden(candidate):
+                continue
+        if not drop or _readable_by_others(Path(candidate)):
             return candidate
     what = "python3" if language == "python" else "node"
     extra = " that uid 65534 can execute" if drop else ""
@@ -446,7 +461,7 @@ class ProcessBackend:
         self.check()
         mechanism = self.mechanism()
         drop = self.drops_privileges
-        interpreter = _interpreter(spec.language, drop)
+        interpreter = _interpreter(spec.language, drop, private_tmp=mechanism is not None)
         host_dir: Path | None = None
         if mechanism is None:
             host_dir = self._unsafe_home(spec.language)
