@@ -400,6 +400,39 @@ class RemoteService:
     ) -> rollout.TransitionResult:
         return self._transition(run_id, "rollback", reason, now)
 
+    def record_canary_observation(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        success_rate: float,
+        *,
+        requests: int | None = None,
+        source: str = "api",
+        observed_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> tuple[rollout.Observation, rollout.Evaluation]:
+        """Recorded by the server, which stamps it and names its source ``api``."""
+        _server_time(now)
+        if observed_at is not None:
+            raise InvalidInput("observed_at", "not available in API mode: the server stamps "
+                               "an observation with the time it receives it")  # fmt: skip
+        if source not in ("api", "cli"):
+            raise InvalidInput("source", "must be api or cli (scrapes are recorded by evaluate)")
+        rid = _uuid(run_id, "run_id")
+        body: dict[str, Any] = {"success_rate": success_rate}
+        if requests is not None:
+            body["requests"] = requests
+        response = self._request(
+            "POST", f"/api/simulator/runs/{rid}/canary/observations", body=body
+        )
+        report = self._decode(rollout.CanaryReport.from_json, response)
+        if report.recorded is None or report.evaluation is None:
+            raise ApiUnavailable(
+                f"{self.base_url} recorded the observation but did not return it with the "
+                "rule's decision (a server older than this client?)"
+            )
+        return report.recorded, report.evaluation
+
     def evaluate_canary(
         self,
         principal: Principal,

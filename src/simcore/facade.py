@@ -10,7 +10,8 @@ the argument is for symmetry and is not trusted).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from simcore.approvals import Approval
@@ -25,6 +26,10 @@ from simcore.model import (
     SimulationCreate,
 )
 from simcore.service import LaunchResult, RunDetail
+
+if TYPE_CHECKING:  # annotations only: the rollout engine loads what a scrape needs
+    from simcore.checklist import Checklist
+    from simcore.rollout import CanaryReport, Evaluation, Observation, TransitionResult
 
 
 class Simulator(Protocol):
@@ -91,3 +96,55 @@ class Simulator(Protocol):
 
     # journal
     def verify_journal(self, principal: Principal) -> Verification: ...
+
+    # after approval: the staged rollout, its canary, the daily checklist
+    def stage_patch(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        reason: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> TransitionResult: ...
+
+    def promote_patch(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        reason: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> TransitionResult: ...
+
+    def rollback_patch(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        reason: str | None,
+        *,
+        now: datetime | None = None,
+    ) -> TransitionResult: ...
+
+    def record_canary_observation(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        success_rate: float,
+        *,
+        requests: int | None = None,
+        source: str = "api",
+        observed_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Observation, Evaluation]: ...
+
+    def evaluate_canary(
+        self,
+        principal: Principal,
+        run_id: str | UUID,
+        *,
+        scrape: bool = False,
+        apply: bool = False,
+        now: datetime | None = None,
+    ) -> CanaryReport: ...
+
+    def checklist(self, principal: Principal, *, now: datetime | None = None) -> Checklist: ...

@@ -71,7 +71,7 @@ def test_the_signatures_are_the_protocols() -> None:
         for name, value in vars(Simulator).items()
         if callable(value) and not name.startswith("_")
     ]
-    assert len(members) == 17
+    assert len(members) == 23
 
     def shape(function: object) -> list[tuple[str, object, object]]:
         # Annotations are compared by mypy above; here what a caller's arguments bind to.

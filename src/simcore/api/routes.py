@@ -8,6 +8,7 @@ not a UUID is then a 422 naming the parameter.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -609,8 +610,12 @@ def rollback_patch(run_id: RunId, body: ReasonBody, who: Who, svc: Service) -> R
     summary="Record a production observation of the patch's success rate (ops)",
 )
 def record_observation(run_id: RunId, body: ObservationBody, who: Who, svc: Service) -> Response:
-    svc.record_canary_observation(who, run_id, body.success_rate, requests=body.requests)
-    return _plain(svc.evaluate_canary(who, run_id).to_json(), 201)
+    observation, _ = svc.record_canary_observation(
+        who, run_id, body.success_rate, requests=body.requests
+    )
+    # ``recorded``: the observation this request added, which the client returns as such.
+    report = dataclasses.replace(svc.evaluate_canary(who, run_id), recorded=observation)
+    return _plain(report.to_json(), 201)
 
 
 @router.get(

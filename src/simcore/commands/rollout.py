@@ -1,4 +1,6 @@
-"""`simcore rollout stage|promote|rollback|status|evaluate|observe RUN_ID`: after approval."""
+"""`simcore rollout stage|promote|rollback|status|evaluate|observe RUN_ID`: after approval.
+
+Local mode or API mode (SIMTUI_API_URL and SIMTUI_TOKEN) alike, through ``Simulator``."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import argparse
 
 from simcore import rollout
 from simcore.commands._common import local_service, percent, print_json, table
-from simcore.errors import InvalidInput
+from simcore.facade import Simulator
 from simcore.service import SimulatorService
 
 
@@ -54,10 +56,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     observe.set_defaults(handler=_observe)
 
 
-def _local(service: object) -> SimulatorService:
-    if not isinstance(service, SimulatorService):
-        raise InvalidInput("rollout", "this command needs local mode for now (no API route yet)")
-    return service
+def _scrapes(service: Simulator, asked: bool) -> bool:
+    """Scrape the canary's metrics first: local mode with SIMTUI_CANARY_METRICS_URL set.
+
+    Through the API the server's rule decides on the observations it holds; scraping is
+    done where the metrics URL is configured (`simcore rollout evaluate` on the server).
+    """
+    return (
+        asked
+        and isinstance(service, SimulatorService)
+        and bool(service.settings.canary_metrics_url)
+    )
 
 
 def _plan(steps: tuple[int, ...]) -> str:
@@ -79,11 +88,10 @@ def _print_transition(result: rollout.TransitionResult) -> None:
 
 def _transition(args: argparse.Namespace, action: rollout.RolloutAction) -> int:
     with local_service() as (service, who):
-        svc = _local(service)
         method = {
-            rollout.RolloutAction.STAGE: svc.stage_patch,
-            rollout.RolloutAction.PROMOTE: svc.promote_patch,
-            rollout.RolloutAction.ROLLBACK: svc.rollback_patch,
+            rollout.RolloutAction.STAGE: service.stage_patch,
+            rollout.RolloutAction.PROMOTE: service.promote_patch,
+            rollout.RolloutAction.ROLLBACK: service.rollback_patch,
         }[action]
         result = method(who, args.run_id, args.reason)
     if args.json:
@@ -158,7 +166,7 @@ def _print_report(report: rollout.CanaryReport) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     with local_service() as (service, who):
-        report = _local(service).evaluate_canary(who, args.run_id)
+        report = service.evaluate_canary(who, args.run_id)
     if args.json:
         print_json(report.to_json())
     else:
@@ -168,9 +176,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     with local_service() as (service, who):
-        svc = _local(service)
-        scrape = bool(svc.settings.canary_metrics_url) and not args.no_scrape
-        report = svc.evaluate_canary(who, args.run_id, scrape=scrape, apply=args.auto)
+        scrape = _scrapes(service, not args.no_scrape)
+        report = service.evaluate_canary(who, args.run_id, scrape=scrape, apply=args.auto)
     if args.json:
         print_json(report.to_json())
     else:
@@ -180,7 +187,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _observe(args: argparse.Namespace) -> int:
     with local_service() as (service, who):
-        observation, evaluation = _local(service).record_canary_observation(
+        observation, evaluation = service.record_canary_observation(
             who, args.run_id, args.success_rate, requests=args.requests, source="cli"
         )
     if args.json:
