@@ -233,6 +233,28 @@ def measure(target: Any, url: str, workers: int, admin: str, pgdata: Path | None
     return Case(seconds, client, server)
 
 
+def commit_rate(url: str, commits: int = 400) -> float:
+    """Durable commits per second on one connection: one tiny INSERT each, nothing else.
+
+    A queue that commits once per job (simtui: the finish of one run and the claim of the
+    next in one statement) cannot go faster than this with one worker; procrastinate commits
+    at least twice per job (fetch, finish). The ratio of the two rates is bounded by the
+    ratio of commits per job when the flush dominates, whatever either side's CPU costs.
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        # A logged table: a transaction that wrote no WAL (a temporary table's) skips the
+        # flush at commit, and the figure would be a round trip alone.
+        conn.execute("DROP TABLE IF EXISTS bench_flush_probe")
+        conn.execute("CREATE TABLE bench_flush_probe (n int)")
+        conn.execute("INSERT INTO bench_flush_probe VALUES (0)")  # warm the plan and table
+        start = time.perf_counter()
+        for n in range(commits):
+            conn.execute("INSERT INTO bench_flush_probe VALUES (%s)", (n,))
+        seconds = time.perf_counter() - start
+        conn.execute("DROP TABLE bench_flush_probe")
+    return commits / seconds
+
+
 def start_embedded() -> tuple[str, Any, Path]:
     folder = Path(tempfile.mkdtemp(prefix="simbench-", dir="/tmp"))
     os.environ.setdefault("XDG_RUNTIME_DIR", str(folder))
@@ -258,6 +280,7 @@ def main() -> None:
         version = conn.info.server_version
     rows = []
     load_before = os.getloadavg()
+    flushes = commit_rate(admin)
     try:
         for workers in (1, 4):
             url = _fresh_db(admin, f"bench_simtui_{uuid.uuid4().hex[:6]}")
@@ -280,6 +303,11 @@ def main() -> None:
         f"{os.cpu_count()} cores, load average before {load_before[0]:.2f} "
         f"{load_before[1]:.2f} {load_before[2]:.2f}, after {load[0]:.2f} {load[1]:.2f} "
         f"{load[2]:.2f}"
+    )
+    print(
+        f"one connection's durable commits/s on this server: {flushes:.0f} "
+        f"({1000 / flushes:.2f} ms each: the ceiling of any queue committing once per job "
+        "with one worker)"
     )
     print(
         f"{'workers':>7}  {'simtui claims/s':>15}  {'procrastinate jobs/s':>20}  "
