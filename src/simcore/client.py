@@ -193,6 +193,12 @@ class RemoteService:
             else:
                 local_name = name
             return InvalidInput(local_name, _reason(name, message))
+        if code == "hook_failed" and isinstance(detail.get("hook"), Mapping):
+            # The transition was refused by the hook: the same error, with what it printed.
+            try:
+                return rollout.HookFailed(message, rollout.HookResult.from_json(detail["hook"]))
+            except (ValueError, KeyError, TypeError):
+                pass  # an unreadable hook result: still the server's message, below
         errors: dict[int, type[SimError]] = {
             401: Unauthenticated,
             403: Forbidden,

@@ -4,11 +4,20 @@ no database, the same output and the same refusals as on the server's machine.""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
+import sys
+from pathlib import Path
 
+import pytest
+
+from simcore import rollout
+from simcore.api import create_app
+from simcore.client import RemoteService
+from simcore.config import Settings
 from simcore.service import SimulatorService
 from tests.api.conftest import LiveServer, Tokens
-from tests.api.test_remote_rollout import approval_row, approved_run
+from tests.api.test_remote_rollout import ALICE, approval_row, approved_run
 from tests.conftest import simcore_bin
 
 
@@ -75,3 +84,41 @@ def test_rollout_and_checklist_over_the_api(
     refused = sc(env, "rollout", "promote", run_id, "-m", "an auditor tries")
     assert refused.returncode == 2
     assert "auditor" in refused.stderr
+
+
+FAILING_HOOK = """
+import sys
+print("Error from server (NotFound): deployments.apps \\"sdk-service\\" not found")
+sys.exit(3)
+"""
+
+
+def test_a_failing_hook_is_the_same_error_over_the_api(
+    settings: Settings, service: SimulatorService, tokens: Tokens, tmp_path: Path
+) -> None:
+    rid = approved_run(service)
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING_HOOK, encoding="utf-8")
+    hooked = settings.model_copy(
+        update={
+            "rollout_hook": f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {{percent}}",
+            "rollout_hook_dry_run": False,
+        }
+    )
+    with SimulatorService(hooked) as server_side:
+        live = LiveServer(create_app(hooked, service=server_side)).start()
+        try:
+            with (
+                RemoteService(live.url, tokens.ops) as remote,
+                pytest.raises(rollout.HookFailed) as failed,
+            ):
+                remote.stage_patch(ALICE, rid, "try the canary")
+        finally:
+            live.stop()
+    assert "exit status 3" in failed.value.message
+    assert "stays approved at 0%" in failed.value.message
+    hook = failed.value.hook
+    assert (hook.exit_status, hook.dry_run) == (3, False)
+    assert "deployments.apps" in hook.output
+    assert hook.argv[-1] == "5"
+    assert approval_row(service, rid)["status"] == "approved"

@@ -36,6 +36,7 @@ from simcore.errors import (
     NotFound,
     SimError,
 )
+from simcore.rollout import HookFailed
 from simcore.store.migrate import MigrationError
 from simcore.tokens import Unauthenticated
 
@@ -51,6 +52,7 @@ PATTERN_WORDS = {
 """Patterns people should not have to read as regular expressions."""
 
 _CODES: tuple[tuple[type[SimError], str, int], ...] = (
+    (HookFailed, "hook_failed", 502),
     (InvalidInput, "invalid_input", 422),
     (NotFound, "not_found", 404),
     (Conflict, "conflict", 409),
@@ -81,12 +83,13 @@ DESCRIPTIONS = {
     409: "The request conflicts with the resource's state (or reuses an Idempotency-Key).",
     413: "The body is larger than 1 MiB.",
     422: "A field or parameter is invalid; `field` names it.",
+    502: "The rollout hook failed (`hook` holds its result); the state did not change.",
     503: "The database is unavailable or the schema is not current.",
 }
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "field": field}}
+def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field, **extra}}
 
 
 def error_response(
@@ -95,8 +98,10 @@ def error_response(
     message: str,
     field: str | None = None,
     headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
+    body = error_body(code, message, field, **extra)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def sim_error_response(exc: SimError) -> JSONResponse:
@@ -105,6 +110,8 @@ def sim_error_response(exc: SimError) -> JSONResponse:
     )
     field = exc.field if isinstance(exc, InvalidInput) else None
     headers = {"WWW-Authenticate": BEARER_CHALLENGE} if status == 401 else None
+    if isinstance(exc, HookFailed):
+        return error_response(status, code, exc.message, hook=exc.hook.to_json())
     return error_response(status, code, exc.message, field, headers)
 
 

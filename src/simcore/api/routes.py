@@ -96,6 +96,8 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 READ = responses(401, 403, 422, 503)
 READ_ONE = responses(401, 403, 404, 422, 503)
 WRITE = responses(400, 401, 403, 404, 409, 413, 422, 503)
+TRANSITION = responses(400, 401, 403, 404, 409, 413, 422, 502, 503)
+"""A rollout step runs the hook: its failure is a 502 that leaves the state as it was."""
 
 _KNOWN_QUERY = "_simcore_query_names"
 """Kept on each route object (each app includes its own copies of the routes)."""
@@ -580,7 +582,7 @@ def _plain(data: dict[str, Any], status: int = 200) -> Response:
 
 @router.post(
     "/runs/{run_id}/stage",
-    responses=WRITE,
+    responses=TRANSITION,
     summary="Stage an approved patch at the first rollout step (ops)",
 )
 def stage_patch(run_id: RunId, body: ReasonBody, who: Who, svc: Service) -> Response:
@@ -589,7 +591,7 @@ def stage_patch(run_id: RunId, body: ReasonBody, who: Who, svc: Service) -> Resp
 
 @router.post(
     "/runs/{run_id}/promote",
-    responses=WRITE,
+    responses=TRANSITION,
     summary="Move a staged patch to its next rollout step, up to deployed (ops)",
 )
 def promote_patch(run_id: RunId, body: ReasonBody, who: Who, svc: Service) -> Response:
@@ -597,7 +599,9 @@ def promote_patch(run_id: RunId, body: ReasonBody, who: Who, svc: Service) -> Re
 
 
 @router.post(
-    "/runs/{run_id}/rollback", responses=WRITE, summary="Roll back a staged or deployed patch (ops)"
+    "/runs/{run_id}/rollback",
+    responses=TRANSITION,
+    summary="Roll back a staged or deployed patch (ops)",
 )
 def rollback_patch(run_id: RunId, body: ReasonBody, who: Who, svc: Service) -> Response:
     return _plain(svc.rollback_patch(who, run_id, body.reason).to_json())
@@ -629,7 +633,7 @@ def evaluate_canary(run_id: RunId, who: Who, svc: Service) -> Response:
 
 @router.post(
     "/runs/{run_id}/canary/apply",
-    responses=WRITE,
+    responses=TRANSITION,
     summary="Evaluate the canary and apply its decision (ops)",
 )
 def apply_canary(run_id: RunId, who: Who, svc: Service) -> Response:

@@ -180,6 +180,10 @@ class ErrorDetail(BaseModel):
     code: str = Field(description="Stable machine-readable code, e.g. invalid_input.")
     message: str
     field: str | None = Field(default=None, description="The offending field or parameter.")
+    hook: dict[str, Any] | None = Field(
+        default=None,
+        description="hook_failed only: the rollout hook's argv, exit status and output.",
+    )
 
 
 class ErrorBody(BaseModel):
