@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic_core import from_json
 
@@ -138,15 +139,41 @@ class Payment:
         }
 
 
-class HttpResponse(NamedTuple):
-    status: int
-    headers: dict[str, str]
-    body: dict[str, Any]
-    elapsed_ms: int
-    timed_out: bool
-    # ``headers`` and ``body`` as compact JSON, for the wire.
-    headers_json: str
-    body_json: str
+class HttpResponse:
+    """One answer of the gateway: ``headers_json`` and ``body_json`` are what goes on the wire.
+
+    ``headers`` and ``body`` (dicts) are made from what the route answered only when they are
+    read (the baseline's error events, tests): most responses are only ever written, and a
+    payment's body is already JSON."""
+
+    __slots__ = ("_body", "_headers", "body_json", "elapsed_ms", "headers_json", "status",
+                 "timed_out")  # fmt: skip
+
+    def __init__(
+        self, status: int, elapsed_ms: int, timed_out: bool, headers_json: str, body_json: str,
+        body: dict[str, Any] | Payment, headers: dict[str, str] | None,
+    ) -> None:  # fmt: skip
+        self.status = status
+        self.elapsed_ms = elapsed_ms
+        self.timed_out = timed_out
+        self.headers_json = headers_json
+        self.body_json = body_json
+        self._body = body
+        self._headers = headers
+
+    @property
+    def body(self) -> dict[str, Any]:
+        body = self._body
+        if isinstance(body, Payment):
+            body = self._body = body.to_body()
+        return body
+
+    @property
+    def headers(self) -> dict[str, str]:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = json.loads(self.headers_json)
+        return headers
 
 
 # What a route answers: status, body (a payment is passed as such: its JSON is cached),
@@ -172,6 +199,10 @@ class PaymentsServer:
         self._payment_index: dict[str, Payment] = {}
         self._seq = 0
         self._signer = Signer(config.secret)
+        # The response headers without extras, up to the request number, as JSON.
+        self._headers_head = (
+            f'{{"Content-Type":"application/json","X-Request-Id":"req_{encode_str(tag)[1:-1]}'
+        )
         self._requests = 0
         # The clock offset the client signs with, learnt from its last accepted request; the
         # host clock of the next op is expressed relative to it (see faults.py).
@@ -226,8 +257,8 @@ class PaymentsServer:
         self._attempt += 1
         self._requests += 1
         arrival = self.now_ms
-        jitter = self.scenario.latency_jitter_ms
-        latency = self.scenario.latency_ms + rng.randint(0, jitter)
+        scenario = self.scenario
+        latency = scenario.latency_ms + rng.randint(0, scenario.latency_jitter_ms)
         lowered = {k.lower(): v for k, v in headers.items()}
 
         status, body_out, extra_headers = self._authenticate(
@@ -243,20 +274,23 @@ class PaymentsServer:
 
         if latency > timeout_ms:
             self.now_ms = arrival + timeout_ms
-            return HttpResponse(0, {}, {}, timeout_ms, True, "{}", "null")
+            return HttpResponse(0, timeout_ms, True, "{}", "null", {}, {})
         self.now_ms = arrival + latency
-        request_id = f"req_{self.tag}{self._requests:08d}"
         if extra_headers:
-            out_headers = {**_JSON, "X-Request-Id": request_id, **extra_headers}
+            out_headers: dict[str, str] | None = {
+                **_JSON,
+                "X-Request-Id": f"req_{self.tag}{self._requests:08d}",
+                **extra_headers,
+            }
             headers_json = encode_json(out_headers)
         else:
-            out_headers = {**_JSON, "X-Request-Id": request_id}
-            headers_json = f'{{"Content-Type":"application/json","X-Request-Id":"{request_id}"}}'
+            out_headers = None  # made from the JSON if ever read
+            headers_json = f'{self._headers_head}{self._requests:08d}"}}'
         if isinstance(body_out, Payment):
-            return HttpResponse(status, out_headers, body_out.to_body(), latency, False,
-                                headers_json, body_out.body_json)  # fmt: skip
-        return HttpResponse(status, out_headers, body_out, latency, False, headers_json,
-                            encode_json(body_out))  # fmt: skip
+            return HttpResponse(status, latency, False, headers_json, body_out.body_json,
+                                body_out, out_headers)  # fmt: skip
+        return HttpResponse(status, latency, False, headers_json, encode_json(body_out),
+                            body_out, out_headers)  # fmt: skip
 
     def _faulty(
         self,

@@ -32,13 +32,14 @@ from typing import Any, NamedTuple
 
 from simcore.gateway.faults import FaultPlan
 from simcore.gateway.prng import STREAM_CUSTOMER, STREAM_OP, SplitMix64, derive
+from simcore.gateway.protocol import encode_json
 from simcore.model import ErrorKind, Scenario
 
 SUPPORTED_CURRENCIES: tuple[str, ...] = (
     "XOF", "XAF", "EUR", "USD", "GBP", "GHS", "NGN", "KES", "MAD", "ZAR",
 )  # fmt: skip
 
-_json = json.JSONEncoder(separators=(",", ":")).encode
+_json = encode_json
 # A JSON string literal exactly as ``_json`` writes it, without the encoder's set-up per call.
 _json_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 # ISO 4217 exponents: amounts travel in minor units, and XOF/XAF have none.

@@ -41,8 +41,11 @@ function writeAll(fd, text) {
 
 class StdioTransport {
   constructor() {
-    this.chunk = Buffer.alloc(0);
-    this.scratch = Buffer.alloc(1 << 16);
+    // Unread input is buf[start, end): lines are decoded straight out of it, without a copy
+    // per read; it moves to the front (and grows) only when a line does not fit.
+    this.buf = Buffer.allocUnsafe(1 << 16);
+    this.start = 0;
+    this.end = 0;
     this.out = '';
     // The `next` op of the worker's last `resp` or `slept`: the op to run as soon as the one
     // in flight is done, without waiting for an `op` message.
@@ -50,17 +53,30 @@ class StdioTransport {
   }
 
   readLine() {
+    let from = this.start;
     for (;;) {
-      const nl = this.chunk.indexOf(10);
+      const nl = from < this.end ? this.buf.subarray(0, this.end).indexOf(10, from) : -1;
       if (nl >= 0) {
-        const line = this.chunk.toString('utf8', 0, nl);
-        this.chunk = this.chunk.subarray(nl + 1);
+        const line = this.buf.toString('utf8', this.start, nl);
+        this.start = nl + 1;
         return line;
       }
-      const n = retryAgain(() => fs.readSync(0, this.scratch, 0, this.scratch.length, null));
+      if (this.start === this.end) this.start = this.end = 0;
+      from = this.end;
+      if (this.end === this.buf.length) {
+        const pending = this.end - this.start;
+        const target =
+          pending * 2 > this.buf.length ? Buffer.allocUnsafe(this.buf.length * 2) : this.buf;
+        this.buf.copy(target, 0, this.start, this.end);
+        this.buf = target;
+        this.start = 0;
+        this.end = pending;
+        from = pending;
+      }
+      const room = this.buf.length - this.end;
+      const n = retryAgain(() => fs.readSync(0, this.buf, this.end, room, null));
       if (n === 0) return null;
-      const fresh = Buffer.from(this.scratch.subarray(0, n));
-      this.chunk = this.chunk.length ? Buffer.concat([this.chunk, fresh]) : fresh;
+      this.end += n;
     }
   }
 
