@@ -6,6 +6,7 @@ Authorization and tenant scope are enforced here, once. Another tenant's resourc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,47 @@ class RunDetail:
 class LaunchResult:
     run: Run
     created: bool
+
+
+_RUN_FIELDS = tuple(c.strip() for c in queue.RUN_COLUMNS.split(","))
+_SIM_FIELDS = tuple(c.strip() for c in sim_store.COLUMNS.split(","))
+_ENTRY_FIELDS = tuple(journal.Entry.__dataclass_fields__)
+_ENTRY_ID = _ENTRY_FIELDS.index("id")
+GET_RUN_SQL = (
+    "SELECT "
+    + ", ".join(f"r.{c}" for c in _RUN_FIELDS)
+    + ", "
+    + ", ".join(f"s.{c}" for c in _SIM_FIELDS)
+    + ", "
+    + ", ".join(f"j.{c}" for c in _ENTRY_FIELDS)
+    + " FROM sdk_simulation_runs r JOIN sdk_simulations s ON s.id = r.simulation_id"
+    " LEFT JOIN LATERAL (SELECT * FROM sdk_simulation_journal WHERE run_id = r.id"
+    " ORDER BY id LIMIT 1000) j ON true WHERE r.id = %s ORDER BY j.id"
+)
+"""The run, its simulation and its journal (as journal.entries: by id, at most 1000) in one
+statement: one round trip, one snapshot. n journal entries give n rows (one with NULLs for
+none), split by position since the three share column names; the journal columns are those an
+Entry is made of. ``run_detail_from_rows`` reads its rows (as tuples)."""
+
+
+def run_detail_from_rows(
+    principal: Principal, run_id: UUID, rows: Sequence[Sequence[Any]]
+) -> RunDetail:
+    """``get_run``'s answer from the rows of ``GET_RUN_SQL``: NotFound outside the scope."""
+    first = rows[0] if rows else None
+    if first is None:
+        raise NotFound(f"run {run_id} not found")
+    nrun, nsim = len(_RUN_FIELDS), len(_SIM_FIELDS)
+    run_row = dict(zip(_RUN_FIELDS, first[:nrun], strict=True))
+    if not principal.sees(run_row["tenant_type"], run_row["tenant_id"]):
+        raise NotFound(f"run {run_id} not found")
+    sim = sim_store.to_simulation(dict(zip(_SIM_FIELDS, first[nrun : nrun + nsim], strict=True)))
+    entries = [
+        journal.Entry.from_row(dict(zip(_ENTRY_FIELDS, row[nrun + nsim :], strict=True)))
+        for row in rows
+        if row[nrun + nsim + _ENTRY_ID] is not None  # NULL: the run has no entry
+    ]
+    return RunDetail(Run.model_validate(run_row), sim, entries)
 
 
 class SimulatorService:
@@ -244,26 +286,6 @@ class SimulatorService:
             raise NotFound(f"run {run_id} not found")
         return row
 
-    _RUN_FIELDS = tuple(c.strip() for c in queue.RUN_COLUMNS.split(","))
-    _SIM_FIELDS = tuple(c.strip() for c in sim_store.COLUMNS.split(","))
-    _ENTRY_FIELDS = tuple(journal.Entry.__dataclass_fields__)
-    _ENTRY_ID = _ENTRY_FIELDS.index("id")
-    # The run, its simulation and its journal (as journal.entries: by id, at most 1000) in one
-    # statement: one round trip, one snapshot. n journal entries give n rows (one with NULLs
-    # for none), split by position since the three share column names. The journal columns
-    # are those an Entry is made of.
-    _GET_RUN = (
-        "SELECT "
-        + ", ".join(f"r.{c}" for c in _RUN_FIELDS)
-        + ", "
-        + ", ".join(f"s.{c}" for c in _SIM_FIELDS)
-        + ", "
-        + ", ".join(f"j.{c}" for c in _ENTRY_FIELDS)
-        + " FROM sdk_simulation_runs r JOIN sdk_simulations s ON s.id = r.simulation_id"
-        " LEFT JOIN LATERAL (SELECT * FROM sdk_simulation_journal WHERE run_id = r.id"
-        " ORDER BY id LIMIT 1000) j ON true WHERE r.id = %s ORDER BY j.id"
-    )
-
     def get_run(self, principal: Principal, run_id: str | UUID) -> RunDetail:
         from psycopg.rows import tuple_row
 
@@ -275,28 +297,13 @@ class SimulatorService:
             conn.autocommit = True
             try:
                 cur = conn.cursor(row_factory=tuple_row)
-                rows = cur.execute(self._GET_RUN, (rid,)).fetchall()
+                rows = cur.execute(GET_RUN_SQL, (rid,)).fetchall()
             finally:
                 try:
                     conn.autocommit = False
                 except Exception:
                     conn.close()  # broken: the pool replaces it
-        first = rows[0] if rows else None
-        if first is None:
-            raise NotFound(f"run {rid} not found")
-        nrun, nsim = len(self._RUN_FIELDS), len(self._SIM_FIELDS)
-        run_row = dict(zip(self._RUN_FIELDS, first[:nrun], strict=True))
-        if not principal.sees(run_row["tenant_type"], run_row["tenant_id"]):
-            raise NotFound(f"run {rid} not found")
-        sim = sim_store.to_simulation(
-            dict(zip(self._SIM_FIELDS, first[nrun : nrun + nsim], strict=True))
-        )
-        entries = [
-            journal.Entry.from_row(dict(zip(self._ENTRY_FIELDS, row[nrun + nsim :], strict=True)))
-            for row in rows
-            if row[nrun + nsim + self._ENTRY_ID] is not None  # NULL: the run has no entry
-        ]
-        return RunDetail(Run.model_validate(run_row), sim, entries)
+        return run_detail_from_rows(principal, rid, rows)
 
     def list_runs(
         self,

@@ -21,6 +21,7 @@ from psycopg import conninfo
 from simcore import queue
 from simcore.api import create_app
 from simcore.auth import Principal
+from simcore.commands.serve import http_protocol
 from simcore.config import Settings
 from simcore.model import Role, RunStatus
 from simcore.service import SimulatorService
@@ -45,7 +46,13 @@ class LiveServer:
         port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(
-            app, lifespan="on", ws="none", log_level="warning", access_log=False, log_config=None
+            app,
+            lifespan="on",
+            ws="none",
+            log_level="warning",
+            access_log=False,
+            log_config=None,
+            http=http_protocol(),  # as `simcore serve`
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(

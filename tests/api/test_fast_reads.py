@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import itertools
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -13,9 +17,11 @@ import httpx
 import psycopg
 import pytest
 
-from simcore.api import create_app
+from simcore.api import create_app, runreader
 from simcore.api.hot import RUN_STATUS_PATH
+from simcore.api.runreader import RunReader
 from simcore.config import Settings
+from simcore.errors import SimError
 from simcore.model import Role
 from simcore.service import SimulatorService
 from simcore.templates import get_template
@@ -166,6 +172,24 @@ def traced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Traced]:
 
 
 @pytest.fixture
+def traced_reader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Traced]:
+    """The run reader's connections (runreader: psycopg's asynchronous ones)."""
+    traced = Traced(tmp_path / "reader")
+    traced.folder.mkdir()
+    real = psycopg.AsyncConnection.connect
+
+    async def connect(*args: Any, **kwargs: Any) -> psycopg.AsyncConnection[Any]:
+        conn = await real(*args, **kwargs)
+        traced.start(conn)  # type: ignore[arg-type]
+        traced.conns.append(conn)  # type: ignore[arg-type]
+        return conn
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", connect)
+    yield traced
+    traced.close()
+
+
+@pytest.fixture
 def fresh(settings: Settings) -> Iterator[tuple[str, UUID, UUID]]:
     with SimulatorService(settings) as service:
         token = service.create_token(ADMIN, Role.OPS, name="poller").token
@@ -179,8 +203,8 @@ def fresh(settings: Settings) -> Iterator[tuple[str, UUID, UUID]]:
         yield token, sim.id, run.id
 
 
-def test_polling_a_run_costs_one_statement_on_the_pool(
-    settings: Settings, fresh: tuple[str, UUID, UUID], traced: Traced
+def test_polling_a_run_costs_one_statement_on_the_reader(
+    settings: Settings, fresh: tuple[str, UUID, UUID], traced: Traced, traced_reader: Traced
 ) -> None:
     token, sim_id, run_id = fresh
     service = SimulatorService(settings)
@@ -189,17 +213,84 @@ def test_polling_a_run_costs_one_statement_on_the_pool(
         with client_for(live, token) as client:
             path = f"/api/simulator/{sim_id}/runs/{run_id}"
             assert client.get(path).status_code == 200  # verifies the token: one statement
-            traced.messages()
+            traced.messages(), traced_reader.messages()
             for _ in range(3):
                 assert client.get(path).status_code == 200
-            sent = traced.messages()
+            pooled, read = traced.messages(), traced_reader.messages()
     finally:
         live.stop()
         service.close()
-    # One statement per request, no BEGIN/COMMIT, no checkout probe, no token lookup (the
-    # revocation generation is read on the gate's own connection, not traced here).
-    assert len(sent) == 3, sent
-    assert not any("sdk_simulator_tokens" in m or "BEGIN" in m for m in sent), sent
+    # One statement per request, on the reader's connections (no thread, no checkout): no
+    # BEGIN/COMMIT, no token lookup (the revocation generation is read on the gate's own
+    # connection, not traced here), nothing on the pool.
+    assert pooled == [], pooled
+    assert len(read) == 3, read
+    assert not any("sdk_simulator_tokens" in m or "BEGIN" in m for m in read), read
+
+
+def test_the_reader_answers_as_the_service(env: Env, world: World) -> None:
+    """The reader (its own connections, the same statement and row reading) answers as
+    ``SimulatorService.get_run``: same detail, same error."""
+    tokens_by_role = {role: env.tokens.for_role(TOKEN_OF[role]) for role in ROLES}
+    principals = {role: env.service.authenticate(t) for role, t in tokens_by_role.items()}
+    run_ids = [world.runs["own"], world.runs["other"], world.new_run("own"), uuid4()]
+    reader = RunReader(env.service.db, size=2)
+
+    def outcome(fn: Any) -> Any:
+        try:
+            return fn()
+        except SimError as exc:
+            return (type(exc), str(exc))
+
+    async def compare() -> list[str]:
+        diffs = []
+        for (role, who), run_id in itertools.product(principals.items(), run_ids):
+            expected = outcome(lambda who=who, run_id=run_id: env.service.get_run(who, run_id))
+            read: Any
+            try:
+                read = await reader.get_run(who, run_id)
+            except SimError as exc:
+                read = (type(exc), str(exc))
+            if read != expected:
+                diffs.append(f"{role} {run_id}: {read!r} != {expected!r}")
+        return diffs
+
+    try:
+        assert asyncio.run(compare()) == []
+    finally:
+        reader.close()
+
+
+def test_the_reader_steps_aside_when_its_connections_fail(
+    settings: Settings, fresh: tuple[str, UUID, UUID], traced_reader: Traced
+) -> None:
+    token, sim_id, run_id = fresh
+    service = SimulatorService(settings)
+    app = create_app(settings, service=service)
+    live = LiveServer(app).start()
+    path = f"/api/simulator/{sim_id}/runs/{run_id}"
+    try:
+        with client_for(live, token) as client:
+            first = client.get(path)
+            assert first.status_code == 200
+            pids = [conn.info.backend_pid for conn in traced_reader.conns]
+            assert settings.database_url is not None
+            with psycopg.connect(settings.database_url, autocommit=True) as admin:
+                for pid in pids:
+                    admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+            # The reader's connection is gone: this request is answered the plain way.
+            again = client.get(path)
+            assert again.status_code == 200 and again.json() == first.json()
+            reader = app.state.api.reader
+            statements = reader.statements
+            assert client.get(path).status_code == 200  # within RETRY_SECONDS: plain way
+            assert reader.statements == statements
+            reader._failed_at = time.monotonic() - runreader.RETRY_SECONDS
+            assert client.get(path).json() == first.json()  # the reader again, reconnected
+            assert reader.statements == statements + 1
+    finally:
+        live.stop()
+        service.close()
 
 
 def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
@@ -216,3 +307,15 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_at_checkout(
             admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
         # The idle connection is readable (an error, then end of file): replaced, not used.
         assert service.get_run(principal, run_id).run.id == run_id
+
+
+def test_a_served_app_freezes_what_it_holds_once_started(settings: Settings) -> None:
+    service = SimulatorService(settings)
+    gc.unfreeze()
+    live = LiveServer(create_app(settings, service=service, freeze_gc=True)).start()
+    try:
+        assert gc.get_freeze_count() > 0
+    finally:
+        live.stop()
+        service.close()
+        gc.unfreeze()  # this test process serves more than one app

@@ -308,7 +308,7 @@ async def run_status(
     state: ApiState, who: Principal, run_id: UUID, simulation_id: UUID | None = None
 ) -> Response:
     """The run, its simulation and its journal; 404 if it is not in ``simulation_id``."""
-    detail = await state.call_db(state.service.get_run, who, run_id)
+    detail = await state.get_run(who, run_id)
     if simulation_id is not None and detail.run.simulation_id != simulation_id:
         raise NotFound(f"run {run_id} not found in simulation {simulation_id}")
     return _json(_detail(detail))

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
+from uuid import UUID
 
 import psycopg
 
+from simcore.api.runreader import ReaderUnavailable, RunReader
 from simcore.api.streams import LogHub
 from simcore.auth import Principal
 from simcore.errors import DatabaseUnavailable, SimError
 from simcore.metrics import build_registry
-from simcore.service import SimulatorService
+from simcore.service import RunDetail, SimulatorService
+
+_log = logging.getLogger("simcore.api")
 
 START_RETRY_SECONDS = 2.0
 
@@ -38,6 +43,8 @@ class ApiState:
         """For the token checks' and the polled routes' database calls: no more threads than
         pooled connections (more would only queue for one), and fewer threads fighting over
         the GIL than in the framework's 40-thread pool."""
+        self.reader = RunReader(service.db, size=min(service.settings.db_pool_max, 4))
+        """GET run status's statement, on the event loop (see runreader)."""
         self._lock = threading.Lock()
         self._last_failure: tuple[float, SimError] | None = None
 
@@ -77,6 +84,17 @@ class ApiState:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.db_threads, functools.partial(fn, *args, **kwargs))
 
+    async def get_run(self, principal: Principal, run_id: UUID) -> RunDetail:
+        """``SimulatorService.get_run``: on the event loop when the reader can, else in a
+        thread (which answers, or fails, as it always did)."""
+        if self.started:
+            try:
+                return await self.reader.get_run(principal, run_id)
+            except (ReaderUnavailable, psycopg.Error, OSError) as exc:
+                _log.debug("run reader bypassed: %s", exc)
+        return await self.call_db(self.service.get_run, principal, run_id)
+
     def close(self) -> None:
+        self.reader.close()
         self.db_threads.shutdown(wait=True, cancel_futures=True)
         self.hub.close()

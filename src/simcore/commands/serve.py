@@ -103,11 +103,15 @@ def _serve(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "ws": "none",
         "lifespan": "on",
+        # httptools, each fixed-length response in one write (see simcore.api.protocol).
+        "http": http_protocol(),
+        # uvicorn logs each request at INFO: below that level it would format them for nothing.
+        "access_log": args.log_level in ("info", "debug"),
         # Live log streams stay open; they must not hold a shutdown for long.
         "timeout_graceful_shutdown": 10,
     }
     if args.processes == 1:
-        app = create_app(settings, workers_in_process=args.workers_in_process)
+        app = create_app(settings, workers_in_process=args.workers_in_process, freeze_gc=True)
         uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
         return 0
     # Each process builds its own app (and its own pool) from the environment.
@@ -117,6 +121,16 @@ def _serve(args: argparse.Namespace) -> int:
     )
     Multiprocess(config, sockets=[sock]).run()
     return 0
+
+
+def http_protocol() -> str:
+    """uvicorn's httptools protocol, writing each response in one piece; uvicorn's own choice
+    ("auto") where httptools is missing."""
+    try:
+        from simcore.api.protocol import HTTP_PROTOCOL
+    except ImportError:
+        return "auto"
+    return HTTP_PROTOCOL
 
 
 def listen(host: str, port: int) -> socket.socket:
