@@ -22,13 +22,14 @@ from simcore.worker import RunContext, Worker
 
 
 class _TrackingBackend:
-    """Wraps a backend to keep a handle on the sandbox it starts, so it can be killed."""
+    """Wraps a backend to keep a handle on the sandboxes it starts, so they can be killed."""
 
     def __init__(self, inner: SandboxBackend, run_id: str | None = None) -> None:
         self.inner = inner
         self.run_id = run_id
         self.name = inner.name
-        self.sandbox: Sandbox | None = None
+        self.parallel_phases: bool = getattr(inner, "parallel_phases", False)
+        self.sandboxes: list[Sandbox] = []
         self._lock = threading.Lock()
         self._killed = False
 
@@ -40,7 +41,7 @@ class _TrackingBackend:
             spec = replace(spec, run_id=self.run_id)
         sandbox = self.inner.start(spec)
         with self._lock:
-            self.sandbox = sandbox
+            self.sandboxes.append(sandbox)
             if self._killed:
                 sandbox.kill()
         return sandbox
@@ -48,8 +49,8 @@ class _TrackingBackend:
     def kill(self) -> None:
         with self._lock:
             self._killed = True
-            if self.sandbox is not None:
-                self.sandbox.kill()
+            for sandbox in self.sandboxes:
+                sandbox.kill()
 
 
 def select_backend(settings: Settings) -> SandboxBackend:

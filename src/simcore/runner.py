@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from simcore.sandbox.base import (
     SandboxSpec,
     SandboxStartError,
 )
+from simcore.sandbox.logs import MAX_LOG_BYTES, MAX_LOG_LINES
 
 log = logging.getLogger(__name__)
 MAX_SEED = 2**63 - 1  # sdk_simulation_runs.seed is a BIGINT
@@ -101,6 +103,37 @@ def _validate(
     return lang
 
 
+BASELINE_LOG_TAG = "[baseline] "
+"""Before each log line of the baseline's runner when the phases run side by side."""
+
+
+class _SharedLog:
+    """One run log for two runners: the caps of ``simcore.sandbox.logs`` hold for the run,
+    not for each runner (each one's own cap still holds first)."""
+
+    def __init__(self, on_log: LogCallback) -> None:
+        self._on_log = on_log
+        self._lock = threading.Lock()
+        self._lines = 0
+        self._bytes = 0
+        self.truncated = False
+
+    def sink(self, tag: str = "") -> LogCallback:
+        def emit(line: str) -> None:
+            text = tag + line
+            with self._lock:  # two reader threads, one ordered log
+                if self.truncated:
+                    return
+                self._lines += 1
+                self._bytes += len(text) + 1
+                if self._lines > MAX_LOG_LINES or self._bytes > MAX_LOG_BYTES:
+                    self.truncated = True
+                    text = f"[log truncated after {MAX_LOG_LINES} lines or {MAX_LOG_BYTES} bytes]"
+                self._on_log(text)
+
+        return emit
+
+
 def run_simulation(
     scenario: Scenario,
     language: SdkLanguage | str,
@@ -110,7 +143,11 @@ def run_simulation(
     max_run_time_ms: int = MAX_RUN_TIME_MS,
     on_log: LogCallback | None = None,
 ) -> Report:
-    """Play the baseline phase (no patch) then the patched phase in one sandbox; score both.
+    """Play the baseline phase (no patch) and the patched phase; score both.
+
+    On a backend with ``parallel_phases`` (the process sandbox) the two phases run side by
+    side, each in its own sandbox; otherwise one after the other in one. The report is the
+    same byte for byte either way.
 
     Raises ``InvalidInput`` for bad arguments and ``SandboxUnavailable`` when the backend
     cannot isolate the runner on this host. Anything the sandbox does becomes a status
@@ -134,17 +171,32 @@ def run_simulation(
 
     if lang not in SUPPORTED_LANGUAGES:
         return report(RunStatus.ERROR, (f"no SDK runner for {lang} yet",))
+    side_by_side = patch is not None and getattr(backend, "parallel_phases", False)
+    shared = _SharedLog(on_log) if side_by_side and on_log is not None else None
     try:
-        sandbox = backend.start(SandboxSpec(lang, max_run_time_ms, on_log))
+        sandbox = backend.start(
+            SandboxSpec(lang, max_run_time_ms, shared.sink() if shared else on_log)
+        )
     except SandboxStartError as exc:
         return report(RunStatus.ERROR, (f"sandbox could not start: {exc}",))
-    session = Session(scenario, lang, seed, patch, sandbox)
+    baseline_sandbox = None
+    if side_by_side:
+        # The baseline on a runner of its own, side by side with the patched phase (see
+        # Session); its log lines say which phase they come from.
+        try:
+            tagged = shared.sink(BASELINE_LOG_TAG) if shared else None
+            baseline_sandbox = backend.start(SandboxSpec(lang, max_run_time_ms, tagged))
+        except SandboxStartError as exc:
+            sandbox.close()
+            return report(RunStatus.ERROR, (f"sandbox could not start: {exc}",))
+    session = Session(scenario, lang, seed, patch, sandbox, baseline_sandbox)
     try:
         result = session.run()
     except Exception as exc:
         # A bug on our side, not the sandbox's doing; the worker still gets a report.
         log.exception("simulation crashed")
-        sandbox.close()
+        for started in session.sandboxes:
+            started.close()
         return report(RunStatus.ERROR, (f"internal error: {type(exc).__name__}: {exc}",))
     exit_info = result.exit
     return report(
@@ -153,6 +205,7 @@ def run_simulation(
         metrics=result.metrics,
         events=result.events.to_json(),
         log_lines=exit_info.log_lines if exit_info else 0,
-        log_truncated=exit_info.log_truncated if exit_info else False,
+        log_truncated=(exit_info.log_truncated if exit_info else False)
+        or (shared is not None and shared.truncated),
         error_events=tuple(result.error_events),
     )

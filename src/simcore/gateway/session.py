@@ -9,6 +9,7 @@ No exception caused by sandbox output leaves ``Session.run``.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -56,6 +57,10 @@ BYE_GRACE_S = 2.0
 
 class SandboxGone(Exception):
     """The runner's stdout closed (it exited, crashed or was killed)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        super().__init__("the SDK runner's output closed")
+        self.sandbox = sandbox
 
 
 @dataclass(slots=True)
@@ -118,14 +123,30 @@ def _patch_wire(patch: Patch | None) -> dict[str, Any] | None:
 
 
 class Session:
+    """One run. With a patch and a second sandbox (``baseline_sandbox``), the two phases are
+    played side by side: the baseline in a thread on that sandbox, the patched phase here on
+    ``sandbox``. Each phase has its own payments server and clock, and both read the same ops
+    (``_slot``), so the report is the one the two phases played one after the other in one
+    sandbox give, byte for byte; only the wall time differs (about half on two cores, where
+    one side's runner works while the other side's gateway does)."""
+
     def __init__(
-        self, scenario: Scenario, language: str, seed: int, patch: Patch | None, sandbox: Sandbox
+        self,
+        scenario: Scenario,
+        language: str,
+        seed: int,
+        patch: Patch | None,
+        sandbox: Sandbox,
+        baseline_sandbox: Sandbox | None = None,
     ) -> None:
         self.scenario = scenario
         self.language = language
         self.seed = seed
         self.patch = patch
         self.sandbox = sandbox
+        self.baseline_sandbox = baseline_sandbox if patch is not None else None
+        self.sandboxes = (sandbox,) if self.baseline_sandbox is None else (
+            sandbox, self.baseline_sandbox)  # fmt: skip
         self.config = SimConfig.for_run(scenario, seed)
         self.events = EventLog()
         self.phases: list[PhaseOutcome] = []
@@ -134,26 +155,37 @@ class Session:
         self.rolled_back = False
         self.ready = False
         self._slots: list[_Slot] = []
+        self._slots_lock = threading.Lock()
         self.workload = Workload(seed, scenario)
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _recv(self) -> dict[str, Any]:
-        line = self.sandbox.recv()
+    def _recv(self, sandbox: Sandbox | None = None) -> dict[str, Any]:
+        sandbox = sandbox or self.sandbox
+        line = sandbox.recv()
         if not line:
-            raise SandboxGone
+            raise SandboxGone(sandbox)
         return decode(line)
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes, sandbox: Sandbox | None = None) -> None:
+        sandbox = sandbox or self.sandbox
         try:
-            self.sandbox.send(data)
+            sandbox.send(data)
         except OSError:
-            raise SandboxGone from None
+            raise SandboxGone(sandbox) from None
 
     def _slot(self, index: int) -> _Slot:
-        while len(self._slots) <= index:
-            self._slots.append(self._make_slot(len(self._slots)))
-        return self._slots[index]
+        slots = self._slots
+        if index < len(slots):  # slots are only ever appended, in order
+            return slots[index]
+        with self._slots_lock:  # the other phase's thread may be making the same ones
+            while len(slots) <= index:
+                slots.append(self._make_slot(len(slots)))
+        return slots[index]
+
+    @property
+    def deadline_hit(self) -> bool:
+        return any(sandbox.deadline_hit for sandbox in self.sandboxes)
 
     def _make_slot(self, index: int) -> _Slot:
         plan = plan_fault(self.seed, index, self.scenario)
@@ -176,7 +208,8 @@ class Session:
             raise ProtocolViolation(f"{name} event during the baseline phase (no patch there)")
         detail = optional_str(message, "detail", MAX_DETAIL)
         self.events.add(phase, str(name), op_id, detail)
-        current = self.phases[-1] if self.phases else None
+        played = {p.name: p for p in self.phases}
+        current = played.get(PATCHED) or played.get(BASELINE)
         if name == "patch_applied" and current is not None:
             current.patch_invocations += 1
         elif name == "patch_error":
@@ -190,36 +223,107 @@ class Session:
 
     # -- the run -----------------------------------------------------------------------------
 
-    def _handshake(self) -> None:
-        hello = {
+    def _hello(self, patch: Patch | None) -> bytes:
+        return encode({
             "type": "hello",
             "protocol": PROTOCOL_VERSION,
             "language": self.language,
             "config": self.config.to_wire(),
-            "patch": _patch_wire(self.patch),
-        }
-        self._send(encode(hello))
-        message = self._recv()
+            "patch": _patch_wire(patch),
+        })  # fmt: skip
+
+    def _handshake(self) -> None:
+        # Both hellos go out before either ready is read: the runners start up together.
+        self._send(self._hello(self.patch))
+        if self.baseline_sandbox is not None:
+            self._send(self._hello(None), self.baseline_sandbox)
+        self._ready(self.sandbox, self.patch)
+        if self.baseline_sandbox is not None:
+            self._ready(self.baseline_sandbox, None)
+        self.ready = True
+
+    def _ready(self, sandbox: Sandbox, patch: Patch | None) -> None:
+        message = self._recv(sandbox)
         if message["type"] != "ready":
             raise ProtocolViolation(f"expected ready, got {message['type']}")
-        self.ready = True
         if message.get("protocol") != PROTOCOL_VERSION:
             raise ProtocolViolation(f"unsupported protocol {str(message.get('protocol'))[:20]}")
         compile_error = optional_str(message, "patch_error", MAX_DETAIL)
         if compile_error is not None:
-            if self.patch is None:
+            if patch is None:
                 raise ProtocolViolation("ready.patch_error without a patch")
             self.patch_errors.append(compile_error)
             self.events.add(PATCHED, "patch_error", None, compile_error)
 
-    def _play(self, name: str) -> None:
+    def _play_side_by_side(self) -> None:
+        """The baseline in a thread on its own sandbox, the patched phase here."""
+        baseline_sandbox = self.baseline_sandbox
+        assert baseline_sandbox is not None
+        failed: list[BaseException] = []
+
+        def baseline() -> None:
+            try:
+                self._play(BASELINE, baseline_sandbox)
+                self._bye_baseline(baseline_sandbox)
+            except BaseException as exc:  # raised again in the session's thread
+                failed.append(exc)
+                self.sandbox.kill()  # the run's outcome is known: stop the patched side too
+
+        thread = threading.Thread(target=baseline, name="baseline-phase", daemon=True)
+        thread.start()
+        try:
+            self._play(PATCHED, self.sandbox)
+        except BaseException:
+            # The baseline failed first (and stopped this side), or this side failed and the
+            # baseline, stopped now, is of no use: either way the first failure is the run's.
+            baseline_first = bool(failed)
+            if not baseline_first:
+                baseline_sandbox.kill()
+            thread.join()
+            if baseline_first:
+                raise failed[0] from None
+            raise
+        thread.join()
+        if failed:
+            raise failed[0]
+
+    def _bye_baseline(self, sandbox: Sandbox) -> None:
+        """The baseline's own runner is done: it says nothing more (it has no patch)."""
+        self._send(encode({"type": "bye", "rollback": False}), sandbox)
+        sandbox.kill_after(BYE_GRACE_S)
+        while True:
+            try:
+                message = self._recv(sandbox)
+            except SandboxGone:
+                return
+            if message["type"] != "event":
+                raise ProtocolViolation(f"unexpected {message['type']} after bye")
+            self._record_event(BASELINE, message, None)  # refused: no events in the baseline
+
+    def _play(self, name: str, sandbox: Sandbox | None = None) -> None:
+        box = sandbox or self.sandbox
         server = PaymentsServer(self.scenario, self.seed, self.config, name[0])
         phase = PhaseOutcome(name, payments_by_op=server.payments_by_op)
         self.phases.append(phase)
         if name == PATCHED and self.patch_errors:
             phase.patch_errors += len(self.patch_errors)  # the patch did not even compile
         patch_on = name == PATCHED and self.patch is not None
-        recv, send, handle, slot_of = self._recv, self._send, server.handle, self._slot
+
+        box_recv, box_send = box.recv, box.send
+
+        def recv() -> dict[str, Any]:
+            line = box_recv()
+            if not line:
+                raise SandboxGone(box)
+            return decode(line)
+
+        def send(data: bytes) -> None:
+            try:
+                box_send(data)
+            except OSError:
+                raise SandboxGone(box) from None
+
+        handle, slot_of = server.handle, self._slot
         deadline_ms = self.config.deadline_ms
         records = phase.records
         total = self.scenario.total_requests
@@ -347,23 +451,27 @@ class Session:
 
     def run(self) -> SessionResult:
         violation: str | None = None
-        gone = False
+        gone: Sandbox | None = None
         try:
             self._handshake()
-            for name in (BASELINE, PATCHED) if self.patch is not None else (BASELINE,):
-                self._play(name)
+            if self.baseline_sandbox is not None:
+                self._play_side_by_side()
+            else:
+                for name in (BASELINE, PATCHED) if self.patch is not None else (BASELINE,):
+                    self._play(name)
         except ProtocolViolation as exc:
             violation = exc.detail
-            self.sandbox.kill()  # nothing it says from now on can be trusted
-        except SandboxGone:
-            gone = True
+            for sandbox in self.sandboxes:
+                sandbox.kill()  # nothing it says from now on can be trusted
+        except SandboxGone as exc:
+            gone = exc.sandbox
 
-        if gone and not self.sandbox.deadline_hit:
+        if gone is not None and not self.deadline_hit:
             if not self.ready:
                 return self._finish(RunStatus.ERROR, ("the SDK runner exited before it was "
-                                                      "ready",))  # fmt: skip
-            violation = self._exit_detail()
-        if self.sandbox.deadline_hit:
+                                                      "ready",), log_of=gone)  # fmt: skip
+            violation = self._exit_detail(gone)
+        if self.deadline_hit:
             return self._finish(RunStatus.TIMEOUT, ("run exceeded max_run_time_ms (killed)",))
 
         verdict, metrics = self._score(violation)
@@ -381,9 +489,9 @@ class Session:
                 pass
         return self._finish(verdict.status, verdict.reasons, metrics)
 
-    def _exit_detail(self) -> str:
+    def _exit_detail(self, sandbox: Sandbox) -> str:
         """Why the runner stopped early, from its exit status and its last log line."""
-        info = self.sandbox.close()
+        info = sandbox.close()
         detail = "the SDK runner exited or closed its output before the run finished"
         if info.exit_code is not None:
             detail += f" (exit status {info.exit_code})"
@@ -392,13 +500,29 @@ class Session:
         return detail
 
     def _finish(
-        self, status: RunStatus, reasons: tuple[str, ...], metrics: dict[str, Any] | None = None
+        self,
+        status: RunStatus,
+        reasons: tuple[str, ...],
+        metrics: dict[str, Any] | None = None,
+        log_of: Sandbox | None = None,
     ) -> SessionResult:
         if metrics is None:
             # A timeout keeps what was played (unplayed ops count as failed); an
             # infrastructure error has nothing worth scoring.
             metrics = {} if status is RunStatus.ERROR else self._score(None)[1]
-        exit_info = self.sandbox.close()
+        exits = {id(sandbox): sandbox.close() for sandbox in self.sandboxes}
+        exit_info = exits[id(self.sandbox)]
+        if len(exits) > 1:
+            # One run, two runners: their logs count together; the tail is the patched
+            # runner's unless the other one is the one that failed.
+            both = tuple(exits.values())
+            exit_info = SandboxExit(
+                exit_code=exit_info.exit_code,
+                deadline_hit=any(e.deadline_hit for e in both),
+                log_lines=sum(e.log_lines for e in both),
+                log_truncated=any(e.log_truncated for e in both),
+                log_tail=exits[id(log_of or self.sandbox)].log_tail,
+            )
         if status is RunStatus.ERROR and exit_info.log_tail:
             reasons = (*reasons, f"last log line: {exit_info.log_tail[-1]}")
         if exit_info.deadline_hit and status is not RunStatus.TIMEOUT:

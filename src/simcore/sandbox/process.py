@@ -353,6 +353,9 @@ class ProcessBackend:
     """See the module docstring. ``isolation`` is ``auto`` or one of ``MECHANISMS``."""
 
     name = "process"
+    parallel_phases = True
+    """A run with a patch gets two runners, its phases side by side (see gateway.session):
+    a runner here starts in milliseconds, and the two overlap on two cores."""
 
     def __init__(
         self,
