@@ -199,6 +199,11 @@ _CLAIM_ENTRIES = """
 # order), the last log lines, anonymized errors and the approval request: all or nothing. The
 # optional parts are left out of the statement when there is nothing for them to write: an
 # empty INSERT still opens its table and indexes.
+# "(status = 'running') IS TRUE" where a run is found by id: written plainly, the condition
+# lets the planner prefer the partial index on running runs (WHERE status = 'running') to the
+# primary key, and walk every entry that index still holds for runs finished since the last
+# vacuum (82 buffers instead of 3 in a benchmark, with a generic plan); IS TRUE is the same
+# test for a NOT NULL column, and does not match the index's predicate.
 _FINISH_CTES = """
 done AS (
     UPDATE sdk_simulation_runs SET status = %(status)s, metrics = %(metrics)s,
@@ -206,7 +211,7 @@ done AS (
         artifact_s3_key = coalesce(%(artifact)s, artifact_s3_key),
         artifact_error = %(artifact_error)s, sandbox_backend = %(backend)s,
         simulator_version = %(version)s, completed_at = now(){log_counts}
-    WHERE id = %(run)s AND worker_id = %(worker)s AND status = 'running'
+    WHERE id = %(run)s AND worker_id = %(worker)s AND (status = 'running') IS TRUE
     RETURNING id, simulation_id, patch_id, tenant_type, tenant_id, launched_by, status,
               cancel_requested
 )"""
@@ -513,7 +518,7 @@ class Heartbeat:
 
 _RENEW = (
     "UPDATE sdk_simulation_runs SET lease_until = now() + %s "
-    "WHERE id = ANY(%s) AND worker_id = %s AND status = 'running' "
+    "WHERE id = ANY(%s) AND worker_id = %s AND (status = 'running') IS TRUE "
     "RETURNING id, cancel_requested"
 )
 
@@ -584,7 +589,8 @@ def release(db: Database, run_id: UUID, worker_id: str, reason: str) -> bool:
         row = conn.execute(
             "UPDATE sdk_simulation_runs SET status = 'queued', worker_id = NULL, "
             "lease_until = NULL, attempts = greatest(attempts - 1, 0), started_at = NULL "
-            "WHERE id = %s AND worker_id = %s AND status = 'running' RETURNING simulation_id",
+            "WHERE id = %s AND worker_id = %s AND (status = 'running') IS TRUE "
+            "RETURNING simulation_id",
             (run_id, worker_id),
         ).fetchone()
         if row is None:

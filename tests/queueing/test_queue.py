@@ -369,3 +369,33 @@ def test_the_usual_step_statement_keeps_psycopg_s_query_cache() -> None:
     limit = _queries.MAX_CACHED_STATEMENT_LENGTH
     assert len(queue._step_sql(True, True, False, False, False)) <= limit
     assert len(queue._step_sql(False, True, False, False, False)) <= limit
+
+
+def test_a_finish_finds_its_run_by_primary_key(service: SimulatorService) -> None:
+    """With the generic plan workers use, finishing a run must not walk the partial index of
+    running runs (dead entries of every run finished since the last vacuum) to find it."""
+    sim = make_simulation(service)
+    ids = [service.launch_run(OPS, sim.id, i).run.id for i in range(40)]
+    with service.db.pool.connection() as conn:
+        conn.autocommit = True
+        conn.execute("SET simtui.journaled = 'on'")
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        step = queue.step(conn, "w1")
+        for _ in ids[1:]:  # finished runs leave dead entries in the partial index
+            assert step.claimed is not None
+            done = queue.Finish(step.claimed.run["id"], queue.Outcome(RunStatus.SUCCESS))
+            step = queue.step(conn, "w1", finish=done)
+        assert step.claimed is not None
+        last = queue.Finish(step.claimed.run["id"], queue.Outcome(RunStatus.SUCCESS))
+        params = {"worker": "w1", "lease": queue.DEFAULT_LEASE, "run": None}
+        params.update(queue._finish_params(last))
+        statement = queue._step_sql(True, True, False, False, False)
+        conn.execute("BEGIN")
+        try:
+            rows = conn.execute("EXPLAIN (COSTS off) " + statement, params).fetchall()
+            plan = "\n".join(row["QUERY PLAN"] for row in rows)
+        finally:
+            conn.execute("ROLLBACK")
+    done_plan = plan.split("CTE done", 1)[1].split("CTE ", 1)[0]
+    assert "sdk_simulation_runs_pkey" in done_plan, done_plan
+    assert "sdk_runs_running_lease_idx" not in done_plan, done_plan
