@@ -1,11 +1,8 @@
 """The rollout after approval and the daily checklist, as the dashboard reads and drives them.
 
-The ``Simulator`` Protocol that every front-end is written against stops at approve and
-reject. Stage, promote, roll back, the canary's evaluation and the checklist are methods of
-``SimulatorService`` (local mode) and of ``RemoteService`` (API mode, the same signatures
-over the rollout routes), outside that Protocol. The screens therefore ask ``rollout_ops`` /
-``checklist_ops`` for them: a simulator without them (a test double) is said so in a
-notification instead of failing.
+Stage, promote, roll back, the canary's evaluation and the checklist are ``Simulator`` calls
+(``SimulatorService`` locally, ``RemoteService`` over the rollout routes): this module only
+shapes what they answer for the screens.
 
 Nothing here imports Textual: ``read_rollouts`` runs in a thread worker.
 """
@@ -14,19 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol, runtime_checkable
-from uuid import UUID
 
 from simcore.approvals import Approval
 from simcore.auth import Principal
-from simcore.checklist import Checklist
 from simcore.errors import SimError
 from simcore.facade import Simulator
 from simcore.model import ApprovalStatus
 from simcore.rollout import (
     IN_ROLLOUT,
-    CanaryReport,
     Decision,
     Evaluation,
     RolloutAction,
@@ -34,9 +26,6 @@ from simcore.rollout import (
 )
 from simtui import format as fmt
 
-LOCAL_ONLY = "not offered by this simulator (it has no rollout calls)"
-"""Said for a simulator without ``RolloutOps`` / ``ChecklistOps``; both the local service
-and the API client have them."""
 ROLLOUT_LIMIT = 50
 """Staged and deployed patches listed in the approval queue, each (newest first)."""
 CANARY_EVALUATED = 20
@@ -54,70 +43,15 @@ PAST = {
 }
 
 
-@runtime_checkable
-class RolloutOps(Protocol):
-    """What ``SimulatorService`` offers after approval (see the module's docstring)."""
-
-    def stage_patch(
-        self,
-        principal: Principal,
-        run_id: str | UUID,
-        reason: str | None,
-        *,
-        now: datetime | None = None,
-    ) -> TransitionResult: ...
-
-    def promote_patch(
-        self,
-        principal: Principal,
-        run_id: str | UUID,
-        reason: str | None,
-        *,
-        now: datetime | None = None,
-    ) -> TransitionResult: ...
-
-    def rollback_patch(
-        self,
-        principal: Principal,
-        run_id: str | UUID,
-        reason: str | None,
-        *,
-        now: datetime | None = None,
-    ) -> TransitionResult: ...
-
-    def evaluate_canary(
-        self,
-        principal: Principal,
-        run_id: str | UUID,
-        *,
-        scrape: bool = False,
-        apply: bool = False,
-        now: datetime | None = None,
-    ) -> CanaryReport: ...
-
-
-@runtime_checkable
-class ChecklistOps(Protocol):
-    def checklist(self, principal: Principal, *, now: datetime | None = None) -> Checklist: ...
-
-
-def rollout_ops(simulator: object) -> RolloutOps | None:
-    return simulator if isinstance(simulator, RolloutOps) else None
-
-
-def checklist_ops(simulator: object) -> ChecklistOps | None:
-    return simulator if isinstance(simulator, ChecklistOps) else None
-
-
 def transition(
-    ops: RolloutOps, principal: Principal, run_id: str, action: RolloutAction, reason: str
+    simulator: Simulator, principal: Principal, run_id: str, action: RolloutAction, reason: str
 ) -> TransitionResult:
     if action is RolloutAction.STAGE:
-        return ops.stage_patch(principal, run_id, reason)
+        return simulator.stage_patch(principal, run_id, reason)
     if action is RolloutAction.PROMOTE:
-        return ops.promote_patch(principal, run_id, reason)
+        return simulator.promote_patch(principal, run_id, reason)
     if action is RolloutAction.ROLLBACK:
-        return ops.rollback_patch(principal, run_id, reason)
+        return simulator.rollback_patch(principal, run_id, reason)
     raise ValueError(f"not a rollout step: {action.value}")
 
 
@@ -145,7 +79,6 @@ class Canary:
 
 
 NO_OBSERVATIONS = "no observations"
-NOT_OFFERED = Canary("n/a", f"the canary's evaluation: {LOCAL_ONLY}")
 NOT_EVALUATED = Canary("not evaluated", f"only the first {CANARY_EVALUATED} are evaluated")
 
 
@@ -202,18 +135,14 @@ def read_rollouts(simulator: Simulator, principal: Principal) -> Rollouts:
         # Filtered again: the status may have moved between two reads, and not every
         # Simulator filters (a test double may not).
         rows.extend(a for a in listed if a.status is status)
-    ops = rollout_ops(simulator)
     canary: dict[str, Canary] = {}
     for i, approval in enumerate(rows):
         run_id = str(approval.simulation_run_id)
-        if ops is None:
-            canary[run_id] = NOT_OFFERED
-            continue
         if i >= CANARY_EVALUATED:
             canary[run_id] = NOT_EVALUATED
             continue
         try:
-            report = ops.evaluate_canary(principal, run_id)
+            report = simulator.evaluate_canary(principal, run_id)
         except SimError as exc:  # moved or gone since it was listed: say so in its cell
             canary[run_id] = Canary("?", str(exc))
             continue

@@ -319,6 +319,23 @@ class Session:
         self._prefetch_thread = thread
         thread.start()
 
+    def take_prefetched(self, wait: float = 0.0) -> DashboardSnapshot | None:
+        """The snapshot that ``prefetch`` read, if it is there within ``wait`` seconds.
+
+        Else None, and the prefetch is left as it is for ``snapshot`` (which also reports
+        its error, if it failed). From the thread that also calls ``snapshot``, or before
+        any other does.
+        """
+        thread = self._prefetch_thread
+        if thread is None:
+            return None
+        thread.join(wait)
+        if thread.is_alive() or self._prefetched is None:
+            return None
+        self._prefetch_thread = None
+        snapshot, self._prefetched = self._prefetched, None
+        return snapshot
+
     def snapshot(self) -> DashboardSnapshot:
         thread, self._prefetch_thread = self._prefetch_thread, None
         if thread is not None:

@@ -28,7 +28,6 @@ from simcore.rollout import (
 )
 from simcore.service import SimulatorService
 from simcore.templates import get_template
-from simtui.rollouts import checklist_ops, rollout_ops
 from tests.api.conftest import LAUNCHER, LiveServer, Tokens, finish_run
 
 ALICE = Principal("alice", Role.OPS)
@@ -70,11 +69,6 @@ def approval_row(service: SimulatorService, run_id: UUID) -> dict[str, Any]:
         ).fetchone()
     assert row is not None
     return dict(row)
-
-
-def test_the_dashboard_finds_the_rollout_calls(remote: RemoteService) -> None:
-    assert rollout_ops(remote) is remote
-    assert checklist_ops(remote) is remote
 
 
 def test_ops_stages_promotes_and_rolls_back_over_the_api(

@@ -178,9 +178,6 @@ class BaseScreen(Screen[None]):
         except Conflict as exc:
             self.say(str(exc), severity="warning")
             return
-        if rollouts.rollout_ops(self.session.simulator) is None:
-            self.say(f"{VERB[action]}: {rollouts.LOCAL_ONLY}", severity="warning")
-            return
         required = action is RolloutAction.ROLLBACK
         default = rollouts.default_reason(action, canary)
         lines = [what, self._step_text(status, action, canary)]
@@ -224,12 +221,8 @@ class BaseScreen(Screen[None]):
     @work(thread=True, exit_on_error=False, group="write")
     def rollout_step(self, run_id: str, action: RolloutAction, reason: str) -> None:
         simulator, principal = self.session.open()
-        ops = rollouts.rollout_ops(simulator)
-        if ops is None:
-            self.post_message(ActionFailed(f"{VERB[action]}: {rollouts.LOCAL_ONLY}"))
-            return
         try:
-            result = rollouts.transition(ops, principal, run_id, action, reason)
+            result = rollouts.transition(simulator, principal, run_id, action, reason)
         except (SimError, psycopg.Error) as exc:
             # An illegal step, a failed hook (the state stays), a lost connection: all said.
             self.post_message(ActionFailed(str(exc), getattr(exc, "field", None)))

@@ -19,13 +19,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from simcore.checklist import Checklist, Item
 from simcore.errors import SimError
 from simtui import format as fmt
-from simtui.rollouts import LOCAL_ONLY, checklist_ops
 from simtui.screens.base import BaseScreen
+from simtui.widgets.footer import KeysFooter
 from simtui.widgets.tables import NavTable, Ordered, Row
 
 ITEM_COLUMNS = (
@@ -132,7 +132,7 @@ class ChecklistScreen(BaseScreen):
         yield Static("", id="checklist-figures", markup=False)
         with Vertical(classes="pane", id="checklist-entries-pane"):
             yield NavTable(ENTRY_COLUMNS, id="checklist-entries")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#checklist-items-pane").border_title = "Daily checklist"
@@ -147,12 +147,8 @@ class ChecklistScreen(BaseScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="checklist")
     def load(self) -> None:
         simulator, principal = self.session.open()
-        ops = checklist_ops(simulator)
-        if ops is None:
-            self.post_message(ChecklistLoaded(None, f"the checklist {LOCAL_ONLY}"))
-            return
         try:
-            checklist = ops.checklist(principal)
+            checklist = simulator.checklist(principal)
         except (SimError, psycopg.Error) as exc:
             self.post_message(ChecklistLoaded(None, str(exc)))
             return

@@ -14,10 +14,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Markdown, Static
+from textual.widgets import Markdown, Static
 
 from simcore.auth import Principal
 from simtui import keys
+from simtui.widgets.footer import KeysFooter
 
 if TYPE_CHECKING:
     from simtui.app import SimTUI
@@ -83,7 +84,7 @@ class HelpScreen(Screen[None]):
         with VerticalScroll(id="help-body"):
             yield Static(self._keys(), id="help-keys")
             yield Markdown(guide)
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#help-body").focus()

@@ -17,13 +17,14 @@ from typing import ClassVar
 
 import psycopg
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from simcore.approvals import Approval
@@ -47,6 +48,7 @@ from simtui.messages import (
 from simtui.rollouts import Rollouts, read_rollouts
 from simtui.screens.base import BaseScreen
 from simtui.widgets.charts import QueueChart, SuccessChart
+from simtui.widgets.footer import KeysFooter
 from simtui.widgets.tables import ApprovalsTable, LanguageTable, RunsTable, state_text
 from simtui.widgets.tiles import AlertBanner, KpiBar
 
@@ -102,6 +104,9 @@ class HomeScreen(BaseScreen):
         self.rollouts_error: str | None = None
         self._rollout_keys_shown = False
         self._rollouts_read_at: float | None = None
+        self._under_dialog = False
+        """A dialog (not another screen) covers this one."""
+        self._resumed = False
         self.last_error: str | None = None
         self._timer: Timer | None = None
         self._due: float = 0.0
@@ -133,13 +138,24 @@ class HomeScreen(BaseScreen):
             with Vertical(id="approvals-pane", classes="pane"):
                 yield ApprovalsTable(id="approvals")
         yield Input(placeholder="filter runs: words to find, esc clears", id="runs-filter")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#runs-filter", Input).display = False
         self._titles(None)
-        self.query_one(RunsTable).focus()
-        self.request_refresh(0)
+        # Now, not after the next refresh as focus() would: the runs are drawn once, focused.
+        self.set_focus(self.query_one(RunsTable))
+        snapshot = self.session.take_prefetched()
+        if snapshot is None:
+            self.request_refresh(0)
+            return
+        # The snapshot read while the app loaded is here: shown before the first paint, the
+        # first screen is drawn once, full, rather than empty and then again.
+        self._opened = True
+        self.refresh_bindings()  # as SessionOpened does
+        self._refreshing = True
+        self.on_snapshot_ready(SnapshotReady(snapshot))
+        self.tui.after_open()
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -180,12 +196,24 @@ class HomeScreen(BaseScreen):
         else:
             self.request_refresh(self._poll_interval())
 
-    def on_screen_resume(self) -> None:
-        if self.snapshot is not None:
-            # A rollout step may have been taken on the screen or in the dialog that was on
-            # top, and it sends no database event: read the rollouts again now.
+    def on_screen_suspend(self) -> None:
+        # By now the screen that covers this one is on top of the stack.
+        self._under_dialog = isinstance(self.app.screen, ModalScreen)
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        first, self._resumed = not self._resumed, True
+        if first:
+            # Its first resume follows its mount, which styled every widget: Textual's own
+            # handler (called after this one) would style them all a second time.
+            event.refresh_styles = False
+        elif self.snapshot is not None and not self._under_dialog:
+            # A rollout step may have been taken on the screen that was on top, and it sends
+            # no database event: read the rollouts again now. Not after a dialog: a step or
+            # decision confirmed there is taken here, and its ActionDone reads them again
+            # once it committed (a read now would only slow that commit down).
             self._rollouts_read_at = time.monotonic()
             self.refresh_rollouts()
+        self._under_dialog = False
         if self._stale:
             self._stale = False
             self.request_refresh(0)
@@ -279,14 +307,23 @@ class HomeScreen(BaseScreen):
         self._failures = 0
         self.show(message.snapshot)
         self._finished()
+        if not self._ready_sent:
+            self._ready_sent = True
+            # After the next paint: "ready" means on screen, not just in the widgets. The
+            # rollouts are read then: their thread would only slow the first paint down.
+            self.call_after_refresh(self._first_paint_done)
+            return
+        self._read_rollouts_if_due()
+
+    def _first_paint_done(self) -> None:
+        self.app.post_message(HomeReady())
+        self._read_rollouts_if_due()
+
+    def _read_rollouts_if_due(self) -> None:
         last = self._rollouts_read_at
         if last is None or time.monotonic() - last >= ROLLOUTS_EVERY_SECONDS:
             self._rollouts_read_at = time.monotonic()
             self.refresh_rollouts()
-        if not self._ready_sent:
-            self._ready_sent = True
-            # After the next paint: "ready" means on screen, not just in the widgets.
-            self.call_after_refresh(self.app.post_message, HomeReady())
 
     # -- drawing ------------------------------------------------------------------------------
 

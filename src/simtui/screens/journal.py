@@ -15,13 +15,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from simcore.dashboard import journal_tail
 from simcore.errors import SimError
 from simtui import format as fmt
 from simtui.messages import JournalLoaded, JournalVerified, LoadFailed
 from simtui.screens.base import BaseScreen
+from simtui.widgets.footer import KeysFooter
 from simtui.widgets.tables import NavTable, Ordered, Row
 
 COLUMNS = (
@@ -50,7 +51,7 @@ class JournalScreen(BaseScreen):
         yield Static("journal: verifying the hash chain…", id="journal-status", markup=False)
         with Vertical(classes="pane", id="journal-pane"):
             yield NavTable(COLUMNS, id="journal-list")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#journal-pane").border_title = f"Latest entries (up to {TAIL})"

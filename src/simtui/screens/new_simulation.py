@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Button, Footer, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, Static
 
 from simcore.errors import InvalidInput, SimError
 from simcore.model import Patch, SimulationCreate, TenantType
@@ -32,6 +32,7 @@ from simtui.demo import SEED
 from simtui.keys import write_binding
 from simtui.messages import ActionDone, ActionFailed, PatchesLoaded
 from simtui.screens.base import BaseScreen
+from simtui.widgets.footer import KeysFooter
 
 NO_PATCH = "none"
 SCENARIO_FIELDS = ("error_frequency", "latency_ms", "total_requests", "success_threshold")
@@ -163,7 +164,7 @@ class NewSimulationScreen(BaseScreen):
             yield Static("", id="form-error", classes="field-error", markup=False)
             with Horizontal(id="form-buttons"):
                 yield Button("Launch (ctrl+s)", id="launch", variant="primary", compact=True)
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         for row in self.query(FieldRow):

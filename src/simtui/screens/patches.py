@@ -12,13 +12,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from simcore.errors import SimError
 from simcore.model import Patch, SdkLanguage
 from simtui import format as fmt
 from simtui.messages import LoadFailed, PatchesLoaded
 from simtui.screens.base import BaseScreen
+from simtui.widgets.footer import KeysFooter
 from simtui.widgets.tables import NavTable, Ordered, Row
 
 COLUMNS = (
@@ -77,7 +78,7 @@ class PatchesScreen(BaseScreen):
             with VerticalScroll(classes="pane scroll-body", id="patch-code"):
                 yield Static("", id="patch-view")
         yield Input(placeholder="filter: words to find, esc clears", id="runs-filter")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#runs-filter", Input).display = False

@@ -24,7 +24,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.timer import Timer
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane
 
 from simcore.errors import SimError
 from simcore.model import ApprovalStatus, Patch, RunStatus, SdkLanguage
@@ -41,6 +41,7 @@ from simtui.messages import (
     RunLoaded,
 )
 from simtui.screens.base import BaseScreen
+from simtui.widgets.footer import KeysFooter
 from simtui.widgets.log_tail import MAX_LINES, LogTail
 from simtui.widgets.tables import NavTable, Ordered, Row
 
@@ -169,7 +170,7 @@ class RunDetailScreen(BaseScreen):
                 yield NavTable(JOURNAL_COLUMNS, id="journal-table")
             with TabPane("4 Patch", id="patch"), VerticalScroll(classes="scroll-body"):
                 yield Static("", id="patch-body", markup=False)
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one(LogTail).view.focus()
