@@ -70,3 +70,22 @@ def test_toml_file_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     cfg.write_text('sandbx = "process"\n')
     with pytest.raises(ConfigError, match="unknown setting 'sandbx'"):
         load_settings()
+
+
+def test_settings_read_the_environment_and_arguments_win(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from simcore.config import Settings
+
+    monkeypatch.setenv("simtui_sandbox", "process")  # any case, as pydantic-settings read it
+    monkeypatch.setenv("SIMTUI_ROLLOUT_STEPS", "5,25,100")
+    monkeypatch.setenv("MAX_RUN_TIME_MS", "60000")
+    monkeypatch.setenv("SIMTUI_DATABASE_URL", "")
+    settings = Settings(data_dir=tmp_path)
+    assert settings.sandbox == "process"
+    assert settings.rollout_steps == (5, 25, 100)
+    assert settings.max_run_time_ms == 60_000
+    assert settings.database_url is None
+    assert Settings(sandbox="docker", max_run_time_ms=5_000).sandbox == "docker"
+    assert Settings(max_run_time_ms=5_000).max_run_time_ms == 5_000
+    assert Settings(MAX_RUN_TIME_MS=7_000).max_run_time_ms == 7_000

@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import psycopg
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict
 
 from simcore import journal
@@ -1048,6 +1047,10 @@ def parse_metrics(text: str, *, patch_id: UUID, slug: str | None) -> MetricsRead
     is one, else the unlabelled series (an SDK service that runs one patch at a time).
     """
     try:
+        # Imported here: the parser brings all of prometheus_client (http.server, wsgiref,
+        # email) into every process that loads the rollout engine, the dashboard's included.
+        from prometheus_client.parser import text_string_to_metric_families
+
         samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
     except ValueError as exc:
         raise CanaryMetricsError(f"not Prometheus text format: {exc}") from None
