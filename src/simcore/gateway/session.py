@@ -9,7 +9,7 @@ No exception caused by sandbox output leaves ``Session.run``.
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -53,6 +53,10 @@ PATCHED = "patched"
 MAX_MESSAGES_PER_OP = 200
 MAX_NOTABLE_EVENTS = 50
 BYE_GRACE_S = 2.0
+
+
+PhasePlay = Generator[None, dict[str, Any], None]
+"""A phase being played: sent each message of its runner, it answers it (see ``_drive``)."""
 
 
 class SandboxGone(Exception):
@@ -124,11 +128,11 @@ def _patch_wire(patch: Patch | None) -> dict[str, Any] | None:
 
 class Session:
     """One run. With a patch and a second sandbox (``baseline_sandbox``), the two phases are
-    played side by side: the baseline in a thread on that sandbox, the patched phase here on
-    ``sandbox``. Each phase has its own payments server and clock, and both read the same ops
-    (``_slot``), so the report is the one the two phases played one after the other in one
-    sandbox give, byte for byte; only the wall time differs (about half on two cores, where
-    one side's runner works while the other side's gateway does)."""
+    played side by side: the baseline on that sandbox, the patched phase on ``sandbox``, their
+    messages read in turn (``_drive``). Each phase has its own payments server and clock, and
+    both read the same ops (``_slot``), so the report is the one the two phases played one
+    after the other in one sandbox give, byte for byte; only the wall time differs (less on
+    two cores, where one runner works while the worker answers the other)."""
 
     def __init__(
         self,
@@ -155,7 +159,6 @@ class Session:
         self.rolled_back = False
         self.ready = False
         self._slots: list[_Slot] = []
-        self._slots_lock = threading.Lock()
         self.workload = Workload(seed, scenario)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -176,11 +179,8 @@ class Session:
 
     def _slot(self, index: int) -> _Slot:
         slots = self._slots
-        if index < len(slots):  # slots are only ever appended, in order
-            return slots[index]
-        with self._slots_lock:  # the other phase's thread may be making the same ones
-            while len(slots) <= index:
-                slots.append(self._make_slot(len(slots)))
+        while len(slots) <= index:
+            slots.append(self._make_slot(len(slots)))
         return slots[index]
 
     @property
@@ -256,36 +256,45 @@ class Session:
             self.events.add(PATCHED, "patch_error", None, compile_error)
 
     def _play_side_by_side(self) -> None:
-        """The baseline in a thread on its own sandbox, the patched phase here."""
+        """Both phases at once, on their own runners, from this one thread (see ``_drive``)."""
         baseline_sandbox = self.baseline_sandbox
         assert baseline_sandbox is not None
-        failed: list[BaseException] = []
+        self._drive([
+            (self._phase(BASELINE, baseline_sandbox), baseline_sandbox),
+            (self._phase(PATCHED, self.sandbox), self.sandbox),
+        ])  # fmt: skip
+        self._bye_baseline(baseline_sandbox)
 
-        def baseline() -> None:
+    def _play(self, name: str) -> None:
+        self._drive([(self._phase(name, self.sandbox), self.sandbox)])
+
+    def _drive(self, plays: list[tuple[PhasePlay, Sandbox]]) -> None:
+        """Feed each phase the messages of its runner, in turn, until every phase is over.
+
+        A phase is a generator (``_phase``) that sends what it must and then waits for its
+        runner's next message. With two phases, each waits for a message only while the other
+        runner works: the protocol holds one message in flight per runner, so reading them in
+        turn keeps both runners busy without a second thread (and its fight over the GIL).
+        A runner that does not answer holds the other phase up until its own deadline kills
+        it, which ends the run anyway.
+        """
+        active: list[tuple[PhasePlay, Sandbox]] = []
+        for play, box in plays:
             try:
-                self._play(BASELINE, baseline_sandbox)
-                self._bye_baseline(baseline_sandbox)
-            except BaseException as exc:  # raised again in the session's thread
-                failed.append(exc)
-                self.sandbox.kill()  # the run's outcome is known: stop the patched side too
-
-        thread = threading.Thread(target=baseline, name="baseline-phase", daemon=True)
-        thread.start()
-        try:
-            self._play(PATCHED, self.sandbox)
-        except BaseException:
-            # The baseline failed first (and stopped this side), or this side failed and the
-            # baseline, stopped now, is of no use: either way the first failure is the run's.
-            baseline_first = bool(failed)
-            if not baseline_first:
-                baseline_sandbox.kill()
-            thread.join()
-            if baseline_first:
-                raise failed[0] from None
-            raise
-        thread.join()
-        if failed:
-            raise failed[0]
+                next(play)
+            except StopIteration:
+                continue
+            active.append((play, box))
+        while active:
+            for entry in tuple(active):
+                play, box = entry
+                line = box.recv()
+                if not line:
+                    raise SandboxGone(box)
+                try:
+                    play.send(decode(line))
+                except StopIteration:
+                    active.remove(entry)
 
     def _bye_baseline(self, sandbox: Sandbox) -> None:
         """The baseline's own runner is done: it says nothing more (it has no patch)."""
@@ -300,8 +309,9 @@ class Session:
                 raise ProtocolViolation(f"unexpected {message['type']} after bye")
             self._record_event(BASELINE, message, None)  # refused: no events in the baseline
 
-    def _play(self, name: str, sandbox: Sandbox | None = None) -> None:
-        box = sandbox or self.sandbox
+    def _phase(self, name: str, box: Sandbox) -> PhasePlay:
+        """One phase on runner ``box``: yields whenever it waits for the runner's next
+        message, which ``_drive`` sends in."""
         server = PaymentsServer(self.scenario, self.seed, self.config, name[0])
         phase = PhaseOutcome(name, payments_by_op=server.payments_by_op)
         self.phases.append(phase)
@@ -309,13 +319,7 @@ class Session:
             phase.patch_errors += len(self.patch_errors)  # the patch did not even compile
         patch_on = name == PATCHED and self.patch is not None
 
-        box_recv, box_send = box.recv, box.send
-
-        def recv() -> dict[str, Any]:
-            line = box_recv()
-            if not line:
-                raise SandboxGone(box)
-            return decode(line)
+        box_send = box.send
 
         def send(data: bytes) -> None:
             try:
@@ -347,7 +351,7 @@ class Session:
             announced = False
             attempts = 0
             for _ in range(MAX_MESSAGES_PER_OP):
-                msg = recv()
+                msg = yield
                 kind = msg["type"]
                 if kind == "ready":
                     raise ProtocolViolation("unexpected ready during an op")
