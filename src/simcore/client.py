@@ -422,8 +422,7 @@ class RemoteService:
         if observed_at is not None:
             raise InvalidInput("observed_at", "not available in API mode: the server stamps "
                                "an observation with the time it receives it")  # fmt: skip
-        if source not in ("api", "cli"):
-            raise InvalidInput("source", "must be api or cli (scrapes are recorded by evaluate)")
+        rollout.check_source(source)
         rid = _uuid(run_id, "run_id")
         body: dict[str, Any] = {"success_rate": success_rate}
         if requests is not None:

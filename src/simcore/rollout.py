@@ -451,6 +451,13 @@ class TransitionResult:
         )
 
 
+def check_source(source: str) -> None:
+    """An observation recorded by hand comes from the API or the CLI (a scrape is recorded
+    by the evaluation that reads it)."""
+    if source not in ("api", "cli"):
+        raise InvalidInput("source", "must be api or cli (scrapes are recorded by evaluate)")
+
+
 def _reason(reason: str | None) -> str:
     text = (reason or "").strip()
     if not text:

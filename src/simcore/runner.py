@@ -26,7 +26,7 @@ from simcore.sandbox.base import (
     SandboxSpec,
     SandboxStartError,
 )
-from simcore.sandbox.logs import MAX_LOG_BYTES, MAX_LOG_LINES
+from simcore.sandbox.logs import MAX_LOG_BYTES, MAX_LOG_LINES, TRUNCATED
 
 log = logging.getLogger(__name__)
 MAX_SEED = 2**63 - 1  # sdk_simulation_runs.seed is a BIGINT
@@ -128,7 +128,7 @@ class _SharedLog:
                 self._bytes += len(text) + 1
                 if self._lines > MAX_LOG_LINES or self._bytes > MAX_LOG_BYTES:
                     self.truncated = True
-                    text = f"[log truncated after {MAX_LOG_LINES} lines or {MAX_LOG_BYTES} bytes]"
+                    text = TRUNCATED
                 self._on_log(text)
 
         return emit

@@ -509,8 +509,7 @@ class SimulatorService:
     ) -> tuple[rollout.Observation, rollout.Evaluation]:
         """One measurement of the canary in production, and the rule's decision after it."""
         rollout.require_ops(principal, "record canary observations")
-        if source not in ("api", "cli"):
-            raise InvalidInput("source", "must be api or cli (scrapes are recorded by evaluate)")
+        rollout.check_source(source)
         rid = _uuid(run_id, "run_id")
         with self.db.transaction() as conn:
             self._run_row(conn, principal, rid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -212,3 +213,16 @@ def finish_run(
         ),
     )
     assert done
+
+
+def wait_ready(server: subprocess.Popen[str], url: str, seconds: float) -> None:
+    """Until `simcore serve` at ``url`` answers /readyz 200; fails if it exits or is late."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
+        time.sleep(0.1)

@@ -9,14 +9,14 @@ from tests.api.conftest import LiveServer, Tokens, client_for
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 
 
-def test_rollout_routes_answer_and_name_problems(ops: httpx.Client, live: LiveServer,
-                                                 tokens: Tokens) -> None:
+def test_rollout_routes_answer_and_name_problems(
+    ops: httpx.Client, live: LiveServer, tokens: Tokens
+) -> None:
     r = ops.post(f"/api/simulator/runs/{UNKNOWN}/stage", json={"reason": "canary at 5%"})
     assert r.status_code == 404
     r = ops.post(f"/api/simulator/runs/{UNKNOWN}/stage", json={})
     assert r.status_code == 422 and "reason" in r.text
-    r = ops.post(f"/api/simulator/runs/{UNKNOWN}/canary/observations",
-                 json={"success_rate": 1.5})
+    r = ops.post(f"/api/simulator/runs/{UNKNOWN}/canary/observations", json={"success_rate": 1.5})
     assert r.status_code == 422 and "success_rate" in r.text
     with client_for(live, tokens.auditor) as auditor:
         r = auditor.post(f"/api/simulator/runs/{UNKNOWN}/rollback", json={"reason": "bad"})

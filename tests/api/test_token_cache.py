@@ -19,14 +19,13 @@ import psycopg
 import pytest
 
 from simcore import tokens
-from simcore.api import create_app
 from simcore.api.state import ApiState
 from simcore.api.tokengate import TokenGate
 from simcore.config import Settings
 from simcore.model import Role
 from simcore.service import SimulatorService
 from simcore.tokens import TokenCache, Unauthenticated
-from tests.api.conftest import ADMIN, LiveServer, client_for
+from tests.api.conftest import ADMIN, LiveServer, client_for, wait_ready
 from tests.conftest import simcore_bin
 
 WHOAMI = "/api/simulator/whoami"
@@ -44,15 +43,6 @@ def verify_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(tokens, "verify", counting)
     return calls
-
-
-@pytest.fixture
-def live(settings: Settings, service: SimulatorService) -> Iterator[LiveServer]:
-    server = LiveServer(create_app(settings, service=service)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _gate(live: LiveServer) -> TokenGate:
@@ -303,15 +293,7 @@ def test_a_revoked_token_is_refused_by_every_process(
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.2)
+        wait_ready(server, url, 60)
         created = service.create_token(ADMIN, Role.OPS, name="many")
         headers = {"Authorization": f"Bearer {created.token}"}
         # New connections are spread over both processes: each has it cached.

@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import subprocess
-import time
 
 import httpx
 import pytest
@@ -17,6 +16,7 @@ from simcore.errors import Forbidden, InvalidInput
 from simcore.model import Role, TenantType
 from simcore.service import SimulatorService
 from simcore.tokens import Unauthenticated
+from tests.api.conftest import wait_ready
 from tests.conftest import simcore_bin
 
 ADMIN = Principal("root", Role.OPS)
@@ -124,15 +124,7 @@ def test_token_commands_and_serve(cli_env: dict[str, str]) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
+        wait_ready(server, url, 30)
         me = httpx.get(f"{url}/api/simulator/whoami", headers={"Authorization": f"Bearer {token}"})
         assert me.json()["principal"]["actor"] == "ops:alice"
         token_id = json.loads(_cli(cli_env, "token", "list", "--json").stdout)[0]["id"]

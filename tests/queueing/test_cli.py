@@ -12,8 +12,9 @@ from tests.conftest import simcore_bin
 
 
 def sc(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([simcore_bin(), *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [simcore_bin(), *args], env=env, capture_output=True, text=True, timeout=120
+    )
     if ok:
         assert done.returncode == 0, (args, done.stdout, done.stderr)
     return done
@@ -25,11 +26,13 @@ def env(cli_env: dict[str, str]) -> dict[str, Any]:
 
 
 def test_create_run_wait_show_logs(env: dict[str, str]) -> None:
-    sim = sc(env, "sim", "create", "--template", "signature_mismatch",
-             "--language", "python").stdout.strip()
+    sim = sc(
+        env, "sim", "create", "--template", "signature_mismatch", "--language", "python"
+    ).stdout.strip()
     assert sim in sc(env, "sim", "list").stdout
-    done = sc(env, "sim", "run", sim, "--seed", "12345", "--idempotency-key", "ops-test-001",
-              "--wait")
+    done = sc(
+        env, "sim", "run", sim, "--seed", "12345", "--idempotency-key", "ops-test-001", "--wait"
+    )
     assert "status     success" in done.stdout
     assert "no worker is running: executing the run here" in done.stderr
     run_id = done.stdout.split()[1]
@@ -38,8 +41,12 @@ def test_create_run_wait_show_logs(env: dict[str, str]) -> None:
     shown = json.loads(sc(env, "runs", "show", run_id, "--json").stdout)
     assert shown["run"]["status"] == "success"
     assert shown["run"]["metrics"]["baseline"]["success_rate"] < 1.0
-    assert [e["action"] for e in shown["journal"]] == ["queued", "started", "applied_patch",
-                                                       "completed"]
+    assert [e["action"] for e in shown["journal"]] == [
+        "queued",
+        "started",
+        "applied_patch",
+        "completed",
+    ]
     logs = sc(env, "runs", "logs", run_id).stdout
     assert "patch_applied" in logs
     listed = json.loads(sc(env, "runs", "list", "--status", "success", "--json").stdout)
@@ -49,8 +56,17 @@ def test_create_run_wait_show_logs(env: dict[str, str]) -> None:
 
 
 def test_cancel_and_bad_patch_and_conflicts(env: dict[str, str], tmp_path: Any) -> None:
-    sim = sc(env, "sim", "create", "--template", "timeout", "--language", "node",
-             "--patch", "timeout-retry-without-key-node").stdout.strip()
+    sim = sc(
+        env,
+        "sim",
+        "create",
+        "--template",
+        "timeout",
+        "--language",
+        "node",
+        "--patch",
+        "timeout-retry-without-key-node",
+    ).stdout.strip()
     run_id = sc(env, "sim", "run", sim, "--seed", "1", "--idempotency-key", "k1").stdout.strip()
     assert "cancelled" in sc(env, "runs", "cancel", run_id).stdout
     again = sc(env, "runs", "cancel", run_id, ok=False)
@@ -65,18 +81,61 @@ def test_cancel_and_bad_patch_and_conflicts(env: dict[str, str], tmp_path: Any) 
 def test_patches_add_show_and_errors(env: dict[str, str], tmp_path: Any) -> None:
     code = tmp_path / "patch.py"
     code.write_text("ctx.client.timeout_ms = 9000\nctx.retry()\n")
-    pid = sc(env, "patches", "add", "--language", "python", "--error-signature", "timeout",
-             "--patch-file", str(code), "--slug", "py-longer-timeout").stdout.strip()
+    pid = sc(
+        env,
+        "patches",
+        "add",
+        "--language",
+        "python",
+        "--error-signature",
+        "timeout",
+        "--patch-file",
+        str(code),
+        "--slug",
+        "py-longer-timeout",
+    ).stdout.strip()
     shown = sc(env, "patches", "show", "py-longer-timeout").stdout
     assert pid in shown and "ctx.client.timeout_ms = 9000" in shown
-    dup = sc(env, "patches", "add", "--language", "python", "--error-signature", "timeout",
-             "--patch-file", str(code), "--slug", "py-longer-timeout", ok=False)
+    dup = sc(
+        env,
+        "patches",
+        "add",
+        "--language",
+        "python",
+        "--error-signature",
+        "timeout",
+        "--patch-file",
+        str(code),
+        "--slug",
+        "py-longer-timeout",
+        ok=False,
+    )
     assert dup.returncode == 2 and "patch.slug" in dup.stderr
-    missing = sc(env, "patches", "add", "--language", "python", "--error-signature",
-                 "timeout", "--patch-file", str(tmp_path / "nope.py"), ok=False)
+    missing = sc(
+        env,
+        "patches",
+        "add",
+        "--language",
+        "python",
+        "--error-signature",
+        "timeout",
+        "--patch-file",
+        str(tmp_path / "nope.py"),
+        ok=False,
+    )
     assert missing.returncode == 2 and "patch_file: cannot read" in missing.stderr
-    wrong_lang = sc(env, "sim", "create", "--template", "timeout", "--language", "node",
-                    "--patch", "py-longer-timeout", ok=False)
+    wrong_lang = sc(
+        env,
+        "sim",
+        "create",
+        "--template",
+        "timeout",
+        "--language",
+        "node",
+        "--patch",
+        "py-longer-timeout",
+        ok=False,
+    )
     assert wrong_lang.returncode == 2 and "patch_reference" in wrong_lang.stderr
     unknown = sc(env, "runs", "show", "not-a-uuid", ok=False)
     assert unknown.returncode == 2 and "run_id: not a valid id" in unknown.stderr

@@ -16,7 +16,7 @@ from simcore.config import Settings
 from simcore.errors import Conflict, InvalidInput, NotFound
 from simcore.model import JournalAction, RunStatus
 from simcore.service import SimulatorService
-from tests.queueing.helpers import OPS, make_simulation
+from tests.queueing.helpers import OPS, make_simulation, run_events
 
 
 @pytest.fixture
@@ -214,20 +214,11 @@ def test_log_batches_are_stored_in_order(service: SimulatorService) -> None:
 
 
 def test_change_notifications(service: SimulatorService) -> None:
-    from simcore.events import RUNS_CHANNEL, Event, Listener
-
-    got: list[Event] = []
-    listener = Listener(service.db, [RUNS_CHANNEL], got.append, tick_seconds=0.1).start()
-    try:
-        deadline = time.monotonic() + 10
-        while not listener.connected and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with run_events(service) as events:
         sim = make_simulation(service)
         run_id = service.launch_run(OPS, sim.id, 1).run.id
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        listener.stop()
+        events.wait(lambda: bool(events.got))
+    got = events.got
     assert got and got[0].payload["id"] == str(run_id)
     assert got[0].payload["status"] == "queued"
 
@@ -315,28 +306,18 @@ def test_a_claim_out_of_attempts_ends_the_run_and_says_why(
 def test_the_worker_path_sends_its_notifications_after_commit(
     service: SimulatorService, worker_pool: Any
 ) -> None:
-    from simcore.events import RUNS_CHANNEL, Event, Listener
-
     sim = make_simulation(service)
-    got: list[Event] = []
-    listener = Listener(service.db, [RUNS_CHANNEL], got.append, tick_seconds=0.1).start()
-    try:
-        deadline = time.monotonic() + 10
-        while not listener.connected and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with run_events(service) as events:
+        got = events.got
         run_id = service.launch_run(OPS, sim.id, 1).run.id
-        while len(got) < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        events.wait(lambda: len(got) >= 1)
         with worker_pool.connection() as conn:
             step = queue.step(conn, "w1")
         time.sleep(0.5)
         assert [e.payload["status"] for e in got] == ["queued"], "the trigger stays quiet"
         with worker_pool.connection() as conn:
             queue.send_notifications(conn, list(step.notifications))
-        while len(got) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        listener.stop()
+        events.wait(lambda: len(got) >= 2)
     assert got[1].payload == {
         "id": str(run_id),
         "simulation_id": str(sim.id),

@@ -15,7 +15,7 @@ from simcore.config import Settings
 from simcore.model import JournalAction, RunStatus
 from simcore.service import SimulatorService
 from simcore.worker import RunContext, Worker
-from tests.queueing.helpers import OPS, make_simulation
+from tests.queueing.helpers import OPS, make_simulation, run_events
 
 
 class ScriptedExecutor:
@@ -199,25 +199,16 @@ def test_the_worker_seals_its_journal_and_announces_its_changes(
     service: SimulatorService,
 ) -> None:
     from simcore import journal
-    from simcore.events import RUNS_CHANNEL, Event, Listener
 
     sim = make_simulation(service)
-    got: list[Event] = []
-    listener = Listener(service.db, [RUNS_CHANNEL], got.append, tick_seconds=0.1).start()
-    try:
-        deadline = time.monotonic() + 10
-        while not listener.connected and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with run_events(service) as events:
         ids = {str(service.launch_run(OPS, sim.id, s).run.id) for s in range(4)}
         Worker(
             service.db, ScriptedExecutor(), concurrency=2, exit_when_idle=True,
             on_event=lambda m: None,
         ).run()  # fmt: skip
-        changes = lambda: {(e.payload["id"], e.payload["status"]) for e in got}  # noqa: E731
-        while len(changes()) < 12 and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        listener.stop()
+        changes = lambda: {(e.payload["id"], e.payload["status"]) for e in events.got}  # noqa: E731
+        events.wait(lambda: len(changes()) >= 12)
     assert changes() == {(i, s) for i in ids for s in ("queued", "running", "success")}
     # Sealed by the worker itself: nothing is left for verify to seal.
     result = journal.verify(service.db, seal_first=False)

@@ -195,8 +195,9 @@ def test_workers_survive_a_database_restart(embedded_env: dict[str, str]) -> Non
                 break
             time.sleep(0.2)
         with psycopg.connect(url) as conn:
-            left = conn.execute("SELECT count(*) FROM sdk_simulation_runs "
-                                "WHERE status IN ('queued', 'running')").fetchone()
+            left = conn.execute(
+                "SELECT count(*) FROM sdk_simulation_runs WHERE status IN ('queued', 'running')"
+            ).fetchone()
         assert "stopped" in simcore("db", "stop")
         time.sleep(3)
         simcore("db", "status")  # starts the embedded server again

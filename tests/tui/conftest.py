@@ -6,6 +6,7 @@ import pytest
 
 from simcore.config import Settings
 from simcore.service import SimulatorService
+from tests.api.conftest import live, tokens  # noqa: F401 - API mode's server and tokens
 
 
 @pytest.fixture

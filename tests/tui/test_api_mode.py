@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from simcore.api import create_app
 from simcore.config import Settings
 from simcore.service import SimulatorService
 from simtui.app import SimTUI
 from simtui.session import Session
 from simtui.widgets.tables import ApprovalsTable, RunsTable
-from tests.api.conftest import LiveServer, Tokens, make_tokens
+from tests.api.conftest import LiveServer, Tokens
 from tests.tui.helpers import approval_row, finished_run, home_ready, wait_for
-
-
-@pytest.fixture
-def live(settings: Settings, service: SimulatorService) -> Iterator[LiveServer]:
-    server = LiveServer(create_app(settings, service=service)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def tokens(service: SimulatorService) -> Tokens:
-    return make_tokens(service)
 
 
 def _remote(live: LiveServer, token: str, settings: Settings) -> SimTUI:

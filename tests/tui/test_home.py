@@ -39,7 +39,9 @@ async def test_home_shows_every_pane(service: SimulatorService, db_url: str) -> 
         conn.execute("DELETE FROM sdk_patch_approvals")
         conn.execute(
             "INSERT INTO sdk_patch_approvals (simulation_run_id, patch_id, tenant_type) "
-            "VALUES (%s, %s, 'internal')", (data.runs["r1_recent_success"], data.patch))
+            "VALUES (%s, %s, 'internal')",
+            (data.runs["r1_recent_success"], data.patch),
+        )
     app = app_for(service, AUDITOR)
     async with app.run_test(size=(80, 24)) as pilot:
         await home_ready(pilot)

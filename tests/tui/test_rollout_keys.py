@@ -3,7 +3,6 @@ database and the journal, and what is refused (role, state machine, hook, API mo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -11,7 +10,6 @@ from uuid import UUID
 import pytest
 from textual.widgets import Static
 
-from simcore.api import create_app
 from simcore.auth import Principal
 from simcore.config import Settings
 from simcore.model import Role
@@ -22,7 +20,7 @@ from simtui.screens.help import HelpScreen
 from simtui.screens.note import NoteScreen
 from simtui.session import Session
 from simtui.widgets.tables import ApprovalsTable, RunsTable
-from tests.api.conftest import LiveServer, Tokens, make_tokens
+from tests.api.conftest import LiveServer, Tokens
 from tests.tui.helpers import (
     APPROVER,
     AUDITOR,
@@ -353,20 +351,6 @@ async def test_stage_from_the_run_detail(service: SimulatorService) -> None:
 
 
 # -- API mode ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def live(settings: Settings, service: SimulatorService) -> Iterator[LiveServer]:
-    server = LiveServer(create_app(settings, service=service)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def tokens(service: SimulatorService) -> Tokens:
-    return make_tokens(service)
 
 
 async def test_api_mode_stages_by_keys_and_reads_the_checklist(

@@ -288,11 +288,8 @@ class Session:
         while active:
             for entry in tuple(active):
                 play, box = entry
-                line = box.recv()
-                if not line:
-                    raise SandboxGone(box)
                 try:
-                    play.send(decode(line))
+                    play.send(self._recv(box))
                 except StopIteration:
                     active.remove(entry)
 
@@ -319,13 +316,8 @@ class Session:
             phase.patch_errors += len(self.patch_errors)  # the patch did not even compile
         patch_on = name == PATCHED and self.patch is not None
 
-        box_send = box.send
-
         def send(data: bytes) -> None:
-            try:
-                box_send(data)
-            except OSError:
-                raise SandboxGone(box) from None
+            self._send(data, box)
 
         handle, slot_of = server.handle, self._slot
         deadline_ms = self.config.deadline_ms

@@ -19,6 +19,8 @@ MAX_LOG_LINES = 20_000
 MAX_LOG_BYTES = 2 * 1024 * 1024
 MAX_LINE_CHARS = 2_000
 TAIL_LINES = 20
+TRUNCATED = f"[log truncated after {MAX_LOG_LINES} lines or {MAX_LOG_BYTES} bytes]"
+"""The one line said where a run log stops."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -64,7 +66,7 @@ class LogSink:
             self.bytes += len(raw)
             if self.lines > MAX_LOG_LINES or self.bytes > MAX_LOG_BYTES:
                 self.truncated = True
-                self._emit(f"[log truncated after {MAX_LOG_LINES} lines or {MAX_LOG_BYTES} bytes]")
+                self._emit(TRUNCATED)
                 continue
             self._emit(clean_line(raw))
 

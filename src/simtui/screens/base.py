@@ -151,6 +151,20 @@ class BaseScreen(Screen[None]):
 
     # -- the rollout after approval -------------------------------------------------------------
 
+    def _rollout(self, action: RolloutAction) -> None:
+        """Take ``action`` on the run this screen points at (a screen with rollout keys
+        says which run that is, then calls ``start_rollout``)."""
+        self.say(f"{VERB[action]}: open the run or the approval queue first", severity="warning")
+
+    def action_stage(self) -> None:
+        self._rollout(RolloutAction.STAGE)
+
+    def action_promote(self) -> None:
+        self._rollout(RolloutAction.PROMOTE)
+
+    def action_rollback(self) -> None:
+        self._rollout(RolloutAction.ROLLBACK)
+
     def start_rollout(
         self,
         run_id: str,

@@ -570,15 +570,6 @@ class HomeScreen(BaseScreen):
         canary = self.rollouts.canary.get(run_id) if self.rollouts else None
         self.start_rollout(run_id, status, action, what, canary)
 
-    def action_stage(self) -> None:
-        self._rollout(RolloutAction.STAGE)
-
-    def action_promote(self) -> None:
-        self._rollout(RolloutAction.PROMOTE)
-
-    def action_rollback(self) -> None:
-        self._rollout(RolloutAction.ROLLBACK)
-
     def action_checklist(self) -> None:
         from simtui.screens.checklist import ChecklistScreen
 

@@ -524,15 +524,6 @@ class RunDetailScreen(BaseScreen):
         state = approval_state(self.detail)
         self.start_rollout(self.run_id, state, action, self._describe())
 
-    def action_stage(self) -> None:
-        self._rollout(RolloutAction.STAGE)
-
-    def action_promote(self) -> None:
-        self._rollout(RolloutAction.PROMOTE)
-
-    def action_rollback(self) -> None:
-        self._rollout(RolloutAction.ROLLBACK)
-
     def action_rerun(self) -> None:
         self.rerun(self.run_id)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,35 +29,13 @@ class ProtocolError(Exception):
     pass
 
 
-def _compact_encoder() -> Callable[[Any], str]:
-    """Compact ASCII JSON of a dict, without cycle detection, like
-    ``JSONEncoder(separators=(",", ":"), check_circular=False).encode`` but with its C encoder
-    made once rather than on every call (one or two messages per request)."""
-    encoder = json.JSONEncoder(separators=(",", ":"), check_circular=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return encoder.encode
-    try:
-        iterencode = make(None, encoder.default, _string, None, ":", ",", False, False, True)
-    except TypeError:  # another signature in some other version
-        return encoder.encode
-    join = "".join
-
-    def dumps(value: Any) -> str:
-        if type(value) is not dict:
-            return encoder.encode(value)
-        return join(iterencode(value, 0))
-
-    return dumps
-
-
 class StdioTransport:
     """``simpay.Transport`` over stdin/stdout (protocol messages) and stderr (log)."""
 
     def __init__(self) -> None:
         self._readline = sys.stdin.buffer.readline
         # Messages are trees of fresh dicts and lists: no cycle to look for.
-        self._dumps = _compact_encoder()
+        self._dumps = simpay.compact_json(ensure_ascii=True, check_circular=False)
         # The worker is trusted and writes no whitespace around its lines: raw_decode skips
         # the whitespace handling of decode().
         self._raw_decode = json.JSONDecoder().raw_decode

@@ -86,36 +86,41 @@ class Signer:
         return outer.hexdigest()
 
 
-def _make_body_json() -> Callable[[Any], str]:
-    """``JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode``, same bytes and same
-    errors, without building a new C encoder on every call (``encode`` does): a body is
-    encoded for every request. Cycle detection stays (patch code builds the body); its memo
-    is emptied when encoding fails half-way, as ``encode`` would start afresh."""
-    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+def compact_json(*, ensure_ascii: bool, check_circular: bool) -> Callable[[Any], str]:
+    """``JSONEncoder(separators=(",", ":"), ...).encode``, same bytes and same errors, without
+    building a new C encoder on every call (``encode`` does): the runner encodes one or two
+    messages per request, and a body is encoded for every request. With ``check_circular``
+    (patch code builds the body) the memo is emptied when encoding fails half-way, as
+    ``encode`` would start afresh."""
+    encoder = json.JSONEncoder(
+        separators=(",", ":"), ensure_ascii=ensure_ascii, check_circular=check_circular
+    )
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return encoder.encode
-    markers: dict[int, Any] = {}
+    markers: dict[int, Any] | None = {} if check_circular else None
+    strings = json.encoder
+    string = strings.encode_basestring_ascii if ensure_ascii else strings.encode_basestring
     try:
-        iterencode = make(markers, encoder.default, json.encoder.encode_basestring, None,
-                          ":", ",", False, False, True)  # fmt: skip
+        iterencode = make(markers, encoder.default, string, None, ":", ",", False, False, True)
     except TypeError:  # another signature in some other version
         return encoder.encode
     join = "".join
 
-    def body_json(value: Any) -> str:
+    def dumps(value: Any) -> str:
         if type(value) is not dict:
             return encoder.encode(value)
         try:
             return join(iterencode(value, 0))
         except BaseException:
-            markers.clear()
+            if markers is not None:
+                markers.clear()
             raise
 
-    return body_json
+    return dumps
 
 
-_body_json = _make_body_json()
+_body_json = compact_json(ensure_ascii=False, check_circular=True)
 
 
 def describe(exc: BaseException) -> str:
