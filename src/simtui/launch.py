@@ -44,8 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simtui",
         description="Terminal dashboard of the self-healing patch simulator. Local mode on "
-        "the database (SIMTUI_DATABASE_URL, else the embedded one); API mode when "
-        "SIMTUI_API_URL and SIMTUI_TOKEN are set.",
+        "the database (SIMTUI_DATABASE_URL, else the embedded one); API mode with --api and "
+        "--token, or SIMTUI_API_URL and SIMTUI_TOKEN.",
+    )
+    parser.add_argument(
+        "--api", metavar="URL", help="API mode: the `simcore serve` to work through"
+    )
+    parser.add_argument(
+        "--token", metavar="T", help="API mode: the bearer token (`simcore token create`)"
     )
     parser.add_argument(
         "--demo",
@@ -77,9 +83,20 @@ def prepare(
     args = _parser().parse_args(argv)
     try:
         from simcore.config import load_settings
+        from simcore.errors import InvalidInput
         from simcore.model import Role
 
-        settings = load_settings()
+        overrides = {k: v for k, v in (("api_url", args.api), ("token", args.token)) if v}
+        settings = load_settings(**overrides)
+        if settings.api_url:
+            if not settings.token:
+                raise InvalidInput("token", "API mode needs one: --token T or SIMTUI_TOKEN (an "
+                                   "ops creates it with `simcore token create`)")  # fmt: skip
+            from simcore.client import RemoteService
+
+            RemoteService(settings.api_url, settings.token).close()  # a bad URL is said now
+        elif args.token:
+            raise InvalidInput("token", "API mode only: give the API too (--api URL)")
         keymap = parse_keymap(os.environ.get(KEYMAP_ENV, ""))
         session = Session.from_settings(settings, role=Role(args.role) if args.role else None)
     except SimError as exc:

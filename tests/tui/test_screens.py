@@ -121,6 +121,29 @@ def test_main_reports_bad_settings_in_one_line(
     assert "--role: only in local mode" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--api", "http://127.0.0.1:9"], "simtui: error: token: API mode needs one: --token T"),
+        (["--token", "t"], "simtui: error: token: API mode only: give the API too (--api URL)"),
+        (["--api", "notaurl", "--token", "t"], "expected http(s)://host[:port], not 'notaurl'"),
+    ],
+)
+def test_api_flags_are_checked_before_the_screen_opens(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    said: str,
+) -> None:
+    for name in ("SIMTUI_API_URL", "SIMTUI_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err
+
+
 def test_keymap_from_the_environment() -> None:
     assert parse_keymap("approve=A, reject=X") == {
         "approve": "A",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -19,7 +20,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from simcore.config import Settings
+from simcore.model import Role
+from simcore.service import SimulatorService
+from tests.api.conftest import ADMIN, wait_ready
 from tests.conftest import VENV_BIN
+from tests.tui.helpers import LAUNCHER, simulation
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tmux") is None and not os.environ.get("SIMTUI_REQUIRE_TOOLS"),
@@ -190,3 +196,83 @@ def test_make_run_opens_the_dashboard_on_the_embedded_database(tmp_path: Path) -
         subprocess.run(
             [str(VENV_BIN / "simcore"), "db", "stop"], env=env, capture_output=True, timeout=60
         )
+
+
+def _serve(db_url: str, tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """`simcore serve` on a free port, executing runs itself (two in-process worker slots)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**_base_env(tmp_path), "SIMTUI_DATABASE_URL": db_url, "SIMTUI_SANDBOX": "process"}
+    server = subprocess.Popen(
+        [str(VENV_BIN / "simcore"), "serve", "--port", str(port), "--workers-in-process", "2",
+         "--log-level", "warning"],
+        env=env,
+        text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(server, url, 60)
+    return server, url
+
+
+def test_api_mode_in_tmux_80x24(settings: Settings, db_url: str, tmp_path: Path) -> None:
+    """The smoke test over `simcore serve`: follow a log, approve by keys, an auditor is
+    read-only. The runs are launched by alice; the dashboard's ops token is bob's (four eyes)."""
+    with SimulatorService(settings) as service:
+        ops = service.create_token(ADMIN, Role.OPS, name="bob").token
+        auditor = service.create_token(ADMIN, Role.AUDITOR, name="audrey").token
+        for language in ("python", "node"):
+            sim = simulation(service, language=language)
+            service.launch_run(LAUNCHER, sim.id, 12345)
+    server, url = _serve(db_url, tmp_path)
+    try:
+        _wait_db(
+            db_url,
+            lambda c: _count(c, "status = 'success'") == 2,
+            timeout=120,
+            what="the server's worker to run both",
+        )
+        env = _base_env(tmp_path)
+        session = _run_in_tmux(
+            f"{VENV_BIN / 'simtui'} --api {url} --token {ops}; echo EXITED=$?; sleep 30", env
+        )
+        try:
+            _fits(_wait_for(session, "Pending approvals (2)", timeout=30))
+            _keys(session, "Enter")
+            _wait_for(session, "1 Log")
+            assert int(_wait_re(session, r"following · ([1-9]\d*) lines").group(1)) > 0
+            _fits(_capture(session))
+            _keys(session, "Escape")
+            _wait_for(session, "Pending approvals (2)")
+            _keys(session, "Tab", "a")
+            _wait_for(session, "Approve the patch of run")
+            _keys(session, "o", "k", "Enter")
+            _fits(_wait_for(session, "approved: patch"))
+            _wait_for(session, "Pending approvals (1)")
+            with psycopg.connect(db_url) as conn:
+                rows = conn.execute(
+                    "SELECT status, approval_notes, decided_by FROM sdk_patch_approvals "
+                    "WHERE status <> 'pending'"
+                ).fetchall()
+            assert [tuple(r) for r in rows] == [("approved", "ok", "ops:bob")]
+            _keys(session, "q")
+            _wait_for(session, "EXITED=0", timeout=30)
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+        session = _run_in_tmux(
+            f"{VENV_BIN / 'simtui'} --api {url} --token {auditor}; echo EXITED=$?; sleep 30", env
+        )
+        try:
+            screen = _wait_for(session, "read-only: auditor", timeout=30)
+            _fits(screen)
+            assert "Approve" not in screen and "New" not in screen
+            _keys(session, "a")
+            _wait_for(session, "read-only: auditor (cannot")
+            _keys(session, "q")
+            _wait_for(session, "EXITED=0", timeout=30)
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    finally:
+        server.terminate()
+        server.wait(30)
