@@ -94,3 +94,27 @@ async def test_tabs_show_verdict_journal_and_patch(service: SimulatorService) ->
         await wait_for(pilot, lambda: approval_row(service, run_id)["status"] == "approved")
         await wait_for(pilot, lambda: journal.row_count == 3, what="the approved entry")
     app.session.close()
+
+
+async def test_a_following_tail_shows_the_end_even_when_lines_came_before_the_layout() -> None:
+    """A followed log shows its last line: lines written before the tail is laid out, then
+    more after it."""
+    from textual.app import App, ComposeResult
+
+    class Tail(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LogTail()
+
+        def on_mount(self) -> None:
+            self.query_one(LogTail).append(f"line {n}" for n in range(200))
+
+    app = Tail()
+    async with app.run_test(size=(60, 12)) as pilot:
+        tail = app.query_one(LogTail)
+        tail.append(["line 200"])
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        view = tail.view
+        assert view.max_scroll_y > 0
+        assert view.scroll_y == view.max_scroll_y

@@ -66,7 +66,14 @@ class LogTail(Vertical):
         self.buffer.extend(batch)
         shown = [line for line in batch if self._matches(line)]
         if shown:
-            self.view.write_lines(shown, scroll_end=self.follow)
+            view = self.view
+            view.write_lines(shown, scroll_end=False)
+            if self.follow:
+                # Following means the end, whatever the scroll position says: Log's own
+                # scroll_end only scrolls if it is already at the end, and lines written
+                # before the first layout left it at the top (the end was then row 0).
+                # Not immediate: scrolled once the new size is laid out.
+                view.scroll_end(animate=False, x_axis=False)
         self._status()
 
     def set_follow(self, follow: bool) -> None:
