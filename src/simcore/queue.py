@@ -743,9 +743,11 @@ def send_notifications(conn: psycopg.Connection[Any], events: list[tuple[str, st
     """
     if not events:
         return
+    # Binary parameters: in text, each payload's JSON quotes would be escaped one regular
+    # expression substitution at a time (a third of a no-op run's client CPU in a profile).
     conn.execute(
         "SELECT set_config('synchronous_commit', 'off', true), count(pg_notify(e.c, e.p)) "
-        "FROM unnest(%s::text[], %s::text[]) AS e(c, p)",
+        "FROM unnest(%b::text[], %b::text[]) AS e(c, p)",
         ([c for c, _ in events], [p for _, p in events]),
     )
 
