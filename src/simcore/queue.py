@@ -30,18 +30,14 @@ from simcore.events import LOGS_CHANNEL, RUNS_CHANNEL
 from simcore.model import JournalAction, RunStatus
 from simcore.store import Database
 from simcore.store import patches as patch_store
+from simcore.store import runs as run_store
 from simcore.store import simulations as sim_store
 
 DEFAULT_LEASE = timedelta(seconds=30)
 PURGE_AFTER = timedelta(hours=24)
 MAX_SEED = 2**63 - 1
 
-RUN_COLUMNS = (
-    "id, simulation_id, tenant_type, tenant_id, idempotency_key, seed, status, patch_id, "
-    "metrics, reasons, artifact_s3_key, run_at, started_at, completed_at, worker_id, "
-    "lease_until, attempts, max_attempts, cancel_requested, error_message, sandbox_backend, "
-    "simulator_version, launched_by, log_lines, log_bytes, log_truncated, artifact_error"
-)
+RUN_COLUMNS = run_store.COLUMNS
 
 
 @dataclass(frozen=True)

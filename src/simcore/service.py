@@ -14,14 +14,17 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
+# The queue, the API tokens and the checklist are imported by the methods that use them: the
+# dashboard opens a service and reads its first snapshot before anything else, and its start
+# waits on every module imported here (a few dozen milliseconds for those three).
 if TYPE_CHECKING:
+    from simcore import tokens
+    from simcore.checklist import Checklist
     from simcore.sira_export import ExportResult
 
-from simcore import approvals, journal, metrics, queue, rollout, tokens
+from simcore import approvals, journal, metrics, rollout
 from simcore.approvals import Approval
 from simcore.auth import Permission, Principal, local_principal
-from simcore.checklist import Checklist
-from simcore.checklist import run as run_checklist
 from simcore.config import Settings
 from simcore.dashboard import DashboardSnapshot, build_snapshot
 from simcore.errors import InvalidInput, NotFound
@@ -39,6 +42,7 @@ from simcore.model import (
 )
 from simcore.store import Database, migrate
 from simcore.store import patches as patch_store
+from simcore.store import runs as run_store
 from simcore.store import simulations as sim_store
 
 RUNNABLE_LANGUAGES = (SdkLanguage.NODE, SdkLanguage.PYTHON)
@@ -66,13 +70,14 @@ class LaunchResult:
     created: bool
 
 
-_RUN_FIELDS = tuple(c.strip() for c in queue.RUN_COLUMNS.split(","))
 _SIM_FIELDS = tuple(c.strip() for c in sim_store.COLUMNS.split(","))
 _ENTRY_FIELDS = tuple(journal.Entry.__dataclass_fields__)
 _ENTRY_ID = _ENTRY_FIELDS.index("id")
+
+
 GET_RUN_SQL = (
     "SELECT "
-    + ", ".join(f"r.{c}" for c in _RUN_FIELDS)
+    + ", ".join(f"r.{c}" for c in run_store.FIELDS)
     + ", "
     + ", ".join(f"s.{c}" for c in _SIM_FIELDS)
     + ", "
@@ -94,8 +99,8 @@ def run_detail_from_rows(
     first = rows[0] if rows else None
     if first is None:
         raise NotFound(f"run {run_id} not found")
-    nrun, nsim = len(_RUN_FIELDS), len(_SIM_FIELDS)
-    run_row = dict(zip(_RUN_FIELDS, first[:nrun], strict=True))
+    nrun, nsim = len(run_store.FIELDS), len(_SIM_FIELDS)
+    run_row = dict(zip(run_store.FIELDS, first[:nrun], strict=True))
     if not principal.sees(run_row["tenant_type"], run_row["tenant_id"]):
         raise NotFound(f"run {run_id} not found")
     sim = sim_store.to_simulation(dict(zip(_SIM_FIELDS, first[nrun : nrun + nsim], strict=True)))
@@ -266,6 +271,8 @@ class SimulatorService:
         seed: int,
         idempotency_key: str | None = None,
     ) -> LaunchResult:
+        from simcore import queue
+
         principal.require(Permission.RUN, "launch runs")
         sid = _uuid(simulation_id, "simulation_id")
         with self.db.transaction() as conn:
@@ -279,8 +286,9 @@ class SimulatorService:
         return self.launch_run(principal, run.simulation_id, run.seed, None)
 
     def _run_row(self, conn: Any, principal: Principal, run_id: UUID) -> dict[str, Any]:
+
         row: dict[str, Any] | None = conn.execute(
-            f"SELECT {queue.RUN_COLUMNS} FROM sdk_simulation_runs WHERE id = %s", (run_id,)
+            f"SELECT {run_store.COLUMNS} FROM sdk_simulation_runs WHERE id = %s", (run_id,)
         ).fetchone()
         if row is None or not principal.sees(row["tenant_type"], row["tenant_id"]):
             raise NotFound(f"run {run_id} not found")
@@ -313,13 +321,14 @@ class SimulatorService:
         simulation_id: str | UUID | None = None,
         limit: int = 50,
     ) -> list[Run]:
+
         principal.require(Permission.READ, "read runs")
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit", "must be from 1 to 10000")
         sid = _uuid(simulation_id, "simulation_id") if simulation_id is not None else None
         with self.db.transaction() as conn:
             rows = conn.execute(
-                f"SELECT {queue.RUN_COLUMNS} FROM sdk_simulation_runs "
+                f"SELECT {run_store.COLUMNS} FROM sdk_simulation_runs "
                 "WHERE (%(st)s::text IS NULL OR status = %(st)s) "
                 "AND (%(sid)s::uuid IS NULL OR simulation_id = %(sid)s) "
                 "AND (%(tt)s::text IS NULL OR tenant_type = %(tt)s) "
@@ -336,6 +345,8 @@ class SimulatorService:
         return [Run.model_validate(r) for r in rows]
 
     def cancel_run(self, principal: Principal, run_id: str | UUID) -> Run:
+        from simcore import queue
+
         principal.require(Permission.CANCEL, "cancel runs")
         rid = _uuid(run_id, "run_id")
         with self.db.transaction() as conn:
@@ -345,6 +356,8 @@ class SimulatorService:
     def read_log(
         self, principal: Principal, run_id: str | UUID, after_seq: int = -1, limit: int = 5000
     ) -> list[tuple[int, str]]:
+        from simcore import queue
+
         principal.require(Permission.READ, "read run logs")
         rid = _uuid(run_id, "run_id")
         with self.db.transaction() as conn:
@@ -562,6 +575,8 @@ class SimulatorService:
         principal.require(
             Permission.READ_ANONYMIZED, "run the daily checklist (it counts anonymized errors)"
         )
+        from simcore.checklist import run as run_checklist
+
         with self.db.transaction() as conn:
             return run_checklist(conn, principal, now=now or rollout.utcnow())
 
@@ -615,6 +630,8 @@ class SimulatorService:
 
     def authenticate(self, token: str) -> Principal:
         """The principal an API bearer token stands for (tokens.Unauthenticated if none)."""
+        from simcore import tokens
+
         return tokens.authenticate(self.db, token)
 
     def create_token(
@@ -627,6 +644,8 @@ class SimulatorService:
         name: str | None = None,
         identity: str | None = None,
     ) -> tokens.CreatedToken:
+        from simcore import tokens
+
         principal.require(Permission.ADMIN, "manage API tokens")
         with self.db.transaction() as conn:
             return tokens.create(
@@ -640,12 +659,16 @@ class SimulatorService:
             )
 
     def list_tokens(self, principal: Principal) -> list[tokens.TokenInfo]:
+        from simcore import tokens
+
         principal.require(Permission.ADMIN, "manage API tokens")
         with self.db.transaction() as conn:
             return tokens.list_all(conn)
 
     def revoke_token(self, principal: Principal, ref: str | UUID) -> tuple[tokens.TokenInfo, bool]:
         """Revoke by id (or unique prefix); the bool says whether it was still active."""
+        from simcore import tokens
+
         principal.require(Permission.ADMIN, "manage API tokens")
         with self.db.transaction() as conn:
             return tokens.revoke(conn, ref)

@@ -76,14 +76,15 @@ class SimTUI(App[None]):
     def get_default_screen(self) -> Screen[None]:
         home = self.home
         # The breakpoint classes that the screen's first Resize gives it, given before it is
-        # styled: given then, they would style every widget on it a second time.
+        # styled: given then, they would style every widget on it a second time. Without an
+        # update: the screen is styled when it is registered, right after this.
         for size, own, default in (
             (self.size.width, home.HORIZONTAL_BREAKPOINTS, self.HORIZONTAL_BREAKPOINTS),
             (self.size.height, home.VERTICAL_BREAKPOINTS, self.VERTICAL_BREAKPOINTS),
         ):
             for low, name in sorted((default if own is None else own) or [], reverse=True):
                 if size >= low:
-                    home.add_class(name)
+                    home.add_class(name, update=False)
                     break
         return home
 

@@ -46,6 +46,20 @@ def test_the_command_opens_the_session_before_loading_the_dashboard() -> None:
     assert loaded & {"simcore.service", "simtui.screens.home", "psycopg", "plotext"} == set()
 
 
+def test_the_engine_leaves_what_the_first_snapshot_does_not_use_to_later() -> None:
+    # The session's thread imports the service before its first snapshot: the queue, the API
+    # tokens and the checklist come with the methods that use them.
+    loaded = _modules_after("import simcore.service")
+    assert loaded & {"simcore.queue", "simcore.tokens", "simcore.checklist"} == set()
+    # These models are built on first use (defer_build), not at import: the first screen uses
+    # none of them.
+    deferred = "(model.Scenario, model.Simulation, model.Run, model.SimulationCreate)"
+    check = (
+        f"from simcore import model\nassert not any(m.__pydantic_complete__ for m in {deferred})"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True)
+
+
 def test_the_metrics_module_does_not_load_the_prometheus_client() -> None:
     # The dashboard reads the status lists from simcore.metrics.
     assert "prometheus_client" not in _modules_after("import simcore.metrics")

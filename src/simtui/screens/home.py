@@ -81,6 +81,9 @@ class RolloutsRead(Message):
 
 
 class HomeScreen(BaseScreen):
+    AUTO_FOCUS = "#recent-runs"
+    """Focused as the screen is composed: focusing the first table and then this one in
+    on_mount would restyle both panes twice before the first paint."""
     BINDINGS: ClassVar = [
         *write_binding("a", "approve", "Approve", id="approve"),
         *write_binding("r", "reject", "Reject", id="reject"),
@@ -317,7 +320,9 @@ class HomeScreen(BaseScreen):
 
     def _first_paint_done(self) -> None:
         self.app.post_message(HomeReady())
-        self._read_rollouts_if_due()
+        # Queued behind HomeReady rather than started now: the app hears that the screen
+        # is up before the rollouts' thread starts taking turns with it.
+        self.call_later(self._read_rollouts_if_due)
 
     def _read_rollouts_if_due(self) -> None:
         last = self._rollouts_read_at

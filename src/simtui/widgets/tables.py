@@ -46,6 +46,18 @@ class Row:
     """Rows are shown by descending ``order`` (newest first)."""
 
 
+def _plain(cell: Cell | Ordered) -> Text | Ordered:
+    """A str cell as the Text that DataTable would make of it, made once, without markup.
+
+    DataTable reads a str cell as markup each time it measures or draws it (rich's markup
+    parser, and its emoji table on first use): a table's first fill measures every cell of
+    every row. No cell here is markup: a bracket in a value is shown as it is.
+    """
+    if isinstance(cell, str):
+        return Text(cell, no_wrap=True, end="")  # as DataTable's formatter, for one-line rows
+    return cell
+
+
 def _same(a: object, b: object) -> bool:
     if isinstance(a, Text) and isinstance(b, Text):
         return a.plain == b.plain and a.style == b.style
@@ -72,7 +84,8 @@ class NavTable(DataTable[Any]):
 
     def on_mount(self) -> None:
         for label, key in self._columns_spec:
-            self.add_column(label, key=key)
+            # Text: a str label would be parsed as markup (see _plain).
+            self.add_column(Text(label), key=key)
 
     @property
     def selected_key(self) -> str | None:
@@ -110,9 +123,10 @@ class NavTable(DataTable[Any]):
             if self._shown.get(row.key) is row:
                 continue  # the very row shown last time: nothing to compare
             self._shown[row.key] = row
+            cells = [_plain(cell) for cell in row.cells]
             if row.key in self._order:
                 current = self.get_row(row.key)
-                for column, old, new in zip(column_keys, current, row.cells, strict=True):
+                for column, old, new in zip(column_keys, current, cells, strict=True):
                     if not _same(old, new):
                         # Widen a column for a longer value, never narrow it: narrowing
                         # re-measures every cell of the column, for each cell updated.
@@ -122,7 +136,7 @@ class NavTable(DataTable[Any]):
                 if self._order[row.key] != row.order:
                     reorder = True
             else:
-                self.add_row(*row.cells, key=row.key)
+                self.add_row(*cells, key=row.key)
                 changed = reorder = True
             self._order[row.key] = row.order
         if reorder:
