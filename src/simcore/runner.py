@@ -16,7 +16,7 @@ from typing import Any
 from simcore import __version__
 from simcore.errors import InvalidInput
 from simcore.gateway.protocol import PROTOCOL_VERSION
-from simcore.gateway.session import EventLog, Session
+from simcore.gateway.session import EventLog, Session, collector_paused
 from simcore.model import Patch, RunStatus, Scenario, SdkLanguage
 from simcore.sandbox.base import (
     MAX_RUN_TIME_MS,
@@ -190,14 +190,20 @@ def run_simulation(
             sandbox.close()
             return report(RunStatus.ERROR, (f"sandbox could not start: {exc}",))
     session = Session(scenario, lang, seed, patch, sandbox, baseline_sandbox)
-    try:
-        result = session.run()
-    except Exception as exc:
-        # A bug on our side, not the sandbox's doing; the worker still gets a report.
-        log.exception("simulation crashed")
-        for started in session.sandboxes:
-            started.close()
-        return report(RunStatus.ERROR, (f"internal error: {type(exc).__name__}: {exc}",))
+    # Session.run pauses the garbage collector while the phases play (see collector_paused);
+    # the pause lasts here until the session is gone: the first collection after it would
+    # otherwise look at every ledger entry and record of the run once more, for nothing.
+    with collector_paused():
+        try:
+            result = session.run()
+        except Exception as exc:
+            # A bug on our side, not the sandbox's doing; the worker still gets a report.
+            log.exception("simulation crashed")
+            for started in session.sandboxes:
+                started.close()
+            return report(RunStatus.ERROR, (f"internal error: {type(exc).__name__}: {exc}",))
+        finally:
+            del session
     exit_info = result.exit
     return report(
         result.status,

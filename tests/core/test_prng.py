@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from simcore.gateway.prng import MASK64, STREAM_FAULT, STREAM_OP, SplitMix64, derive
+import pytest
+
+from simcore.gateway.prng import (
+    MASK64,
+    STREAM_FAULT,
+    STREAM_OP,
+    SplitMix64,
+    Weights,
+    derive,
+    mix64,
+    mixed_seed,
+    stream_state,
+)
 
 
 def test_matches_the_reference_splitmix64_sequence() -> None:
@@ -45,3 +57,42 @@ def test_weighted_choice_follows_the_weights() -> None:
     rng = SplitMix64(5)
     picks = [rng.weighted((("a", 9), ("b", 1))) for _ in range(2000)]
     assert 0.85 < picks.count("a") / len(picks) < 0.95
+
+
+def test_every_draw_method_is_next_u64_written_out() -> None:
+    # The draw methods mix the state themselves (speed): each must equal its definition in
+    # terms of next_u64, draw for draw, or every report changes.
+    for seed in (0, 1, 12345, MASK64, 0x9E37_79B9_7F4A_7C15):
+        rng, ref = SplitMix64(seed), SplitMix64(seed)
+        for _ in range(200):
+            assert rng.random() == (ref.next_u64() >> 11) * (1.0 / (1 << 53))
+            assert rng.randint(-1_500, 1_500) == -1_500 + ((ref.next_u64() * 3001) >> 64)
+            assert rng.chance(0.3) == ((ref.next_u64() >> 11) * (1.0 / (1 << 53)) < 0.3)
+            items = ("a", "b", "c", "d", "e")
+            assert rng.choice(items) == items[(ref.next_u64() * 5) >> 64]
+            assert rng.digits(7) == str(ref.next_u64() % 10**7).zfill(7)
+        assert rng.state == ref.state
+
+
+def test_pick_is_weighted_with_the_total_summed_once() -> None:
+    table = (("a", 9), ("none", 0), ("b", 1), ("c", 30))
+    weights = Weights(table)
+    assert weights.total == 40
+    rng, ref = SplitMix64(99), SplitMix64(99)
+    picks = [rng.pick(weights) for _ in range(2000)]
+    assert picks == [ref.weighted(table) for _ in range(2000)]
+    assert "none" not in picks
+    with pytest.raises(ValueError):
+        Weights([("a", 0)])
+    with pytest.raises(ValueError):
+        Weights([("a", 2), ("b", -1)])
+
+
+def test_stream_state_is_derive_from_a_seed_mixed_once() -> None:
+    for seed in (0, 7, MASK64, 1 << 64):
+        for index in (0, 1, 999_999):
+            for stream in (STREAM_OP, STREAM_FAULT):
+                state = stream_state(mixed_seed(seed), index, stream)
+                assert state == derive(seed, index, stream).state
+                key = (((index << 8) | stream) * 0x9E37_79B9_7F4A_7C15) & MASK64
+                assert state == mix64(mix64(seed) ^ key)  # the documented derivation

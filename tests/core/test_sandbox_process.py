@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import simcore.sandbox.process as process_module
 from simcore.config import Settings
 from simcore.doctor import check_process_isolation
 from simcore.errors import InvalidInput
+from simcore.gateway.protocol import MAX_LINE_BYTES
 from simcore.model import Patch, RunStatus
 from simcore.patches import default_patch
 from simcore.runner import run_simulation
@@ -158,3 +161,48 @@ def test_an_interpreter_under_tmp_is_replaced_by_the_one_it_links_to(
         assert process_module._interpreter("python", drop=False) == str(link)
     finally:
         shutil.rmtree(link.parent, ignore_errors=True)
+
+
+def _raw_sandbox(tmp_path: Path, script: str) -> process_module.ProcessSandbox:
+    """A ProcessSandbox around a plain python process writing ``script``'s output: the line
+    reading alone, without isolation."""
+    argv = [sys.executable, "-I", "-c", script]
+    return process_module.ProcessSandbox(
+        argv, {}, str(tmp_path), None, SandboxSpec("python", 10_000)
+    )
+
+
+def test_recv_reads_lines_as_readline_with_the_size_cap(tmp_path: Path) -> None:
+    limit = MAX_LINE_BYTES + 1
+    script = (
+        "import os, time\n"
+        "os.write(1, b'one\\ntwo\\n')\n"
+        "time.sleep(0.2)\n"
+        f"os.write(1, b'x' * {limit + 10} + b'\\n' + b'half')\n"
+        "time.sleep(0.2)\n"
+        "os.write(1, b' and the rest\\nlast, no newline')\n"
+    )
+    sandbox = _raw_sandbox(tmp_path, script)
+    try:
+        assert sandbox.recv() == b"one\n"
+        assert sandbox.recv_nowait() == b"two\n"  # read with the first
+        assert sandbox.recv() == b"x" * limit  # an oversized line: its first bytes only
+        assert sandbox.recv() == b"x" * 10 + b"\n"
+        assert sandbox.recv() == b"half and the rest\n"  # a line split over two writes
+        assert sandbox.recv() == b"last, no newline"  # what is left at the end
+        assert sandbox.recv_nowait() == b""  # the end of output: no waiting
+        assert sandbox.recv() == b""
+        assert sandbox.recv() == b""
+    finally:
+        sandbox.close()
+    assert sandbox.recv() == b""  # closed: never reads a descriptor that may be reused
+
+
+def test_recv_nowait_does_not_wait_for_the_runner(tmp_path: Path) -> None:
+    sandbox = _raw_sandbox(tmp_path, "import sys; sys.stdin.read()")
+    try:
+        started = time.monotonic()
+        assert sandbox.recv_nowait() is None
+        assert time.monotonic() - started < 1
+    finally:
+        sandbox.close()

@@ -4,12 +4,15 @@ keeps the run's caps, and a cancelled run that stops both runners."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
 from simcore.executor import _TrackingBackend
+from simcore.gateway.session import collector_paused
 from simcore.model import RunStatus
 from simcore.patches import default_patch, find_patch
 from simcore.runner import BASELINE_LOG_TAG, run_simulation
@@ -109,3 +112,33 @@ def test_a_cancelled_run_stops_both_runners(backend: ProcessBackend) -> None:
     assert not thread.is_alive()
     assert time.monotonic() - started < 20
     assert all(sandbox.close().exit_code is not None for sandbox in tracking.sandboxes)
+
+
+def test_the_collector_pauses_while_any_run_plays_and_resumes_after() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():  # another run, on another thread of the worker
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the first one still plays
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # left as it was found
+    finally:
+        gc.enable()
+
+
+def test_overlapping_runs_still_free_cyclic_garbage_as_each_one_ends() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    with collector_paused():
+        with collector_paused():  # a second run, which ends while the first still plays
+            garbage = weakref.ref(Node())
+            assert garbage() is not None  # a cycle: the paused collector leaves it
+        assert garbage() is None  # freed as that run ended, the collector still paused
+        assert not gc.isenabled()

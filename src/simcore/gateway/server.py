@@ -24,7 +24,14 @@ from typing import Any
 from pydantic_core import from_json
 
 from simcore.gateway.faults import CLOCK_TOLERANCE_MS, FaultPlan
-from simcore.gateway.prng import STREAM_LATENCY, STREAM_RUN, SplitMix64, derive
+from simcore.gateway.prng import (
+    STREAM_LATENCY,
+    STREAM_RUN,
+    SplitMix64,
+    derive,
+    mixed_seed,
+    stream_state,
+)
 from simcore.gateway.protocol import encode_json, encode_str
 from simcore.gateway.workload import SUPPORTED_CURRENCIES
 from simcore.model import ErrorKind, Scenario
@@ -75,7 +82,7 @@ class SimConfig:
 def latency_stream(seed: int, index: int) -> int:
     """The initial state of op ``index``'s ``STREAM_LATENCY`` generator (the same in both
     phases)."""
-    return derive(seed, index, STREAM_LATENCY).state
+    return stream_state(mixed_seed(seed), index, STREAM_LATENCY)
 
 
 def sign(secret: str | bytes, timestamp: str, method: str, path: str, body: str) -> str:
@@ -213,6 +220,9 @@ class PaymentsServer:
         self._latency: SplitMix64 | None = None
         self._attempt = 0
         self._not_before_ms = 0
+        # Read on every request: pydantic attributes cost more than plain ones.
+        self._latency_ms = scenario.latency_ms
+        self._jitter_ms = scenario.latency_jitter_ms
 
     # -- op lifecycle ------------------------------------------------------------------------
 
@@ -257,8 +267,7 @@ class PaymentsServer:
         self._attempt += 1
         self._requests += 1
         arrival = self.now_ms
-        scenario = self.scenario
-        latency = scenario.latency_ms + rng.randint(0, scenario.latency_jitter_ms)
+        latency = self._latency_ms + rng.randint(0, self._jitter_ms)
         lowered = {k.lower(): v for k, v in headers.items()}
 
         status, body_out, extra_headers = self._authenticate(
@@ -416,16 +425,11 @@ class PaymentsServer:
             )
         reference = params.get("reference")
         self._seq += 1
-        payment = Payment(
-            id=f"pay_{self.tag}{self._seq:07d}",
-            op_index=self._op_index,
-            amount=amount,
-            currency=str(currency),
-            reference=reference if isinstance(reference, str) else "",
-            idempotency_key=key,
-            params=params,
-            created_ms=arrival,
-        )
+        # Positional (id, op_index, amount, currency, reference, idempotency_key, params,
+        # created_ms): keywords cost the dataclass's __init__ more, once per payment.
+        payment = Payment(f"pay_{self.tag}{self._seq:07d}", self._op_index, amount,
+                          str(currency), reference if isinstance(reference, str) else "", key,
+                          params, arrival)  # fmt: skip
         self.payments_by_op[self._op_index].append(payment)
         self._payment_index[payment.id] = payment
         if key is not None:

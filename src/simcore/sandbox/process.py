@@ -70,6 +70,10 @@ HOME_PREFIX = "simtui-sbx-"
 PRIVATE_TMP = "/tmp"
 SCRATCH_DIRS = ("/var/tmp", "/dev/shm", "/run/lock")
 
+# The most ``recv`` returns at once: enough to tell a line is too long, no more.
+_LINE_LIMIT = MAX_LINE_BYTES + 1
+# One read of the runner's stdout: a line at most, usually many.
+_READ_BYTES = _LINE_LIMIT
 _NS_FLAGS = ["--net", "--pid", "--ipc", "--uts", "--mount", "--fork", "--kill-child",
              "--mount-proc"]  # fmt: skip
 _probe_cache: dict[str, str | None] = {}
@@ -256,7 +260,13 @@ class ProcessSandbox:
             raise SandboxStartError(f"cannot start {argv[0]}: {exc.strerror}") from None
         assert self._proc.stdin and self._proc.stdout and self._proc.stderr
         self._stdin_fd = self._proc.stdin.fileno()
-        self._readline = self._proc.stdout.readline
+        self._stdout_fd = self._proc.stdout.fileno()
+        # Unread output is _buffer[_start:]. Lines are cut out of it here rather than by the
+        # pipe's BufferedReader so that ``recv_nowait`` can tell, without blocking, whether
+        # the next line is already in: the session then serves whichever runner is ready.
+        self._buffer = b""
+        self._start = 0
+        self._eof = False
         self._log = LogSink(self._proc.stderr, spec.on_log)
         self._deadline_hit = False
         self._closed: SandboxExit | None = None
@@ -286,11 +296,50 @@ class ProcessSandbox:
             written = os.write(self._stdin_fd, view)
             view = view[written:]
 
+    def fileno(self) -> int:
+        """The runner's stdout, to wait on (``select.poll``) before ``pull``."""
+        return self._stdout_fd
+
     def recv(self) -> bytes:
-        try:
-            return self._readline(MAX_LINE_BYTES + 1)
-        except (OSError, ValueError):
-            return b""
+        """As ``BufferedReader.readline(MAX_LINE_BYTES + 1)``: one line with its newline, the
+        first ``MAX_LINE_BYTES + 1`` bytes of a longer one, what is left at end of output
+        (without a newline), and then ``b""``."""
+        line = self.recv_nowait()
+        while line is None:
+            self.pull()
+            line = self.recv_nowait()
+        return line
+
+    def recv_nowait(self) -> bytes | None:
+        """What ``recv`` would return, if it is in already; None if it has to wait."""
+        buffer, start = self._buffer, self._start
+        newline = buffer.find(b"\n", start, start + _LINE_LIMIT)
+        if newline >= 0:
+            end = newline + 1
+        elif len(buffer) - start >= _LINE_LIMIT:
+            end = start + _LINE_LIMIT  # too long a line: its first bytes tell the session
+        elif self._eof:
+            end = len(buffer)  # what is left, then b"" ever after
+        else:
+            return None
+        self._start = end
+        return buffer[start:end]
+
+    def pull(self) -> None:
+        """Read what the runner wrote, waiting until it writes, or note the end of output."""
+        if self._eof:
+            return
+        chunk = b""
+        if self._closed is None:  # once closed, its descriptor may belong to another file
+            try:
+                chunk = os.read(self._stdout_fd, _READ_BYTES)
+            except OSError:
+                pass
+        if chunk:
+            self._buffer = self._buffer[self._start :] + chunk
+            self._start = 0
+        else:
+            self._eof = True
 
     def kill_after(self, seconds: float) -> None:
         self._arm(seconds, deadline=False)
