@@ -145,6 +145,9 @@ class _Deferred:
         self._pending: list[tuple[str, str]] = []
         self._cond = threading.Condition()
         self._closing = False
+        # Set with _closing; a separate event so that a push (once per run) never wakes the
+        # thread in the middle of its pause, while close ends the pause at once.
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
 
     def start(self) -> _Deferred:
@@ -161,6 +164,7 @@ class _Deferred:
         with self._cond:
             self._closing = True
             self._cond.notify()
+        self._closed.set()
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
@@ -172,7 +176,7 @@ class _Deferred:
                     return
                 closing = self._closing
             if not closing:
-                time.sleep(self._every)  # let the changes of the next few runs join this one
+                self._closed.wait(self._every)  # let the next few runs' changes join this one
             with self._cond:
                 batch, self._pending = self._pending, []
             try:
@@ -348,7 +352,7 @@ class Worker:
             for t in slots:
                 t.join(timeout=self.grace_seconds + 10)
             upkeep.join(timeout=5)
-            self._seal()
+            self._seal(wait=True)
             self._deferred.close()
             if listener is not None:
                 listener.stop()
@@ -364,11 +368,15 @@ class Worker:
         self._tick.set()
         self._wake_all()
 
-    def _seal(self) -> None:
-        """Seal the journal's committed entries, unless another sealer is at it already."""
+    def _seal(self, *, wait: bool = False) -> None:
+        """Seal the journal's committed entries, unless another sealer is at it already.
+
+        With ``wait`` (a worker stopping), wait for that sealer and seal after it: it may
+        have read the unsealed entries before this worker's last ones were committed.
+        """
         try:
             with self.pool.connection() as conn:
-                while journal.seal_once(conn) == journal.SEAL_BATCH:
+                while journal.seal_once(conn, wait=wait) == journal.SEAL_BATCH:
                     pass
         except (SimError, psycopg.Error) as exc:
             _log.debug("journal not sealed this time: %s", exc)
@@ -560,7 +568,10 @@ class Worker:
         interval = min(max(self.lease.total_seconds() / 3, 0.2), 1.0)
         last_renew = time.monotonic()
         while not self.stopping.is_set() or self._in_hand:
-            time.sleep(self.flush_seconds)
+            if self.stopping.is_set():
+                time.sleep(self.flush_seconds)  # runs in hand: their logs until they end
+            else:
+                self.stopping.wait(self.flush_seconds)  # a stop ends the wait at once
             with self._in_hand_lock:
                 contexts = list(self._in_hand.values())
             for ctx in contexts:

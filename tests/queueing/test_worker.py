@@ -213,3 +213,30 @@ def test_the_worker_seals_its_journal_and_announces_its_changes(
     # Sealed by the worker itself: nothing is left for verify to seal.
     result = journal.verify(service.db, seal_first=False)
     assert result.ok and result.pending == 0 and result.checked == 4 * 4
+
+
+def test_a_stopping_worker_seals_its_entries_after_another_sealer(
+    service: SimulatorService,
+) -> None:
+    # Another sealer (another worker) holds the sealing lock as this one stops: it may have
+    # read the unsealed entries before this worker's last ones were committed, so the stopping
+    # worker waits for it and seals after it rather than leaving its entries pending.
+    from simcore import journal
+
+    sim = make_simulation(service)
+    for seed in range(2):
+        service.launch_run(OPS, sim.id, seed)
+    worker = Worker(service.db, ScriptedExecutor(), exit_when_idle=True, on_event=lambda m: None)
+    with service.db.transaction() as sealer:
+        sealer.execute("SELECT pg_advisory_xact_lock(7521993412)")
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while worker.completed < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the worker reaches its final seal and waits for the lock
+        assert thread.is_alive()
+    thread.join(20)
+    assert not thread.is_alive() and worker.completed == 2
+    result = journal.verify(service.db, seal_first=False)
+    assert result.ok and result.pending == 0 and result.checked == 2 * 4
