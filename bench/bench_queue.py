@@ -8,8 +8,14 @@ sealed into the journal's chain exactly as in production; a procrastinate job is
 After each simtui case the journal is verified (outside the timing): every entry sealed,
 chain intact.
 
+The two queues are measured in pairs, ``--rounds`` times, the order alternating from one
+round to the next; the ratio printed is the median of the rounds' ratios. On a shared or
+virtual machine the CPU's speed drifts within a minute (procrastinate's own CPU per job moved
+by a third between two runs of this benchmark): a pair measured back to back sees about the
+same machine, and the median leaves out a round that did not.
+
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/bench_queue.py [--jobs 3000] [--admin-url postgresql://...]
+    .venv/bin/python bench/bench_queue.py [--jobs 3000] [--rounds 3] [--admin-url URL]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import multiprocessing as mp
 import os
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -266,11 +273,51 @@ def start_embedded() -> tuple[str, Any, Path]:
     return server.get_uri(), server, folder
 
 
+def _drop_db(admin: str, name: str) -> None:
+    # Dropped after its case: autovacuum would otherwise visit the tables of finished cases
+    # while later ones run, and take CPU from whichever queue is measured then.
+    with psycopg.connect(admin, autocommit=True) as conn:
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(sql.Identifier(name)))
+
+
+def _simtui_case(admin: str, jobs: int, workers: int, pgdata: Path | None) -> Case:
+    name = f"bench_simtui_{uuid.uuid4().hex[:6]}"
+    url = _fresh_db(admin, name)
+    try:
+        prepare_simtui(url, jobs)
+        case = measure(simtui_worker, url, workers, admin, pgdata)
+        check_simtui(url, jobs)
+    finally:
+        _drop_db(admin, name)
+    return case
+
+
+def _procrastinate_case(admin: str, jobs: int, workers: int, pgdata: Path | None) -> Case:
+    name = f"bench_proc_{uuid.uuid4().hex[:6]}"
+    url = _fresh_db(admin, name)
+    try:
+        prepare_procrastinate(url, jobs)
+        case = measure(procrastinate_worker, url, workers, admin, pgdata)
+        assert _count_procrastinate(url) == jobs, "procrastinate left jobs"
+    finally:
+        _drop_db(admin, name)
+    return case
+
+
+def _median_case(cases: list[Case]) -> Case:
+    """The round of median speed (its CPU figures belong to it)."""
+    return sorted(cases, key=lambda c: c.seconds)[len(cases) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of cases per worker count")
     parser.add_argument("--admin-url", help="superuser URL of a server to use instead")
     args = parser.parse_args()
+    if args.rounds < 1 or args.jobs < 1:
+        parser.error("--jobs and --rounds must be at least 1")
     server = folder = pgdata = None
     admin = args.admin_url
     if admin is None:
@@ -283,14 +330,12 @@ def main() -> None:
     flushes = commit_rate(admin)
     try:
         for workers in (1, 4):
-            url = _fresh_db(admin, f"bench_simtui_{uuid.uuid4().hex[:6]}")
-            prepare_simtui(url, args.jobs)
-            ours = measure(simtui_worker, url, workers, admin, pgdata)
-            check_simtui(url, args.jobs)
-            purl = _fresh_db(admin, f"bench_proc_{uuid.uuid4().hex[:6]}")
-            prepare_procrastinate(purl, args.jobs)
-            theirs = measure(procrastinate_worker, purl, workers, admin, pgdata)
-            assert _count_procrastinate(purl) == args.jobs, "procrastinate left jobs"
+            ours: list[Case] = []
+            theirs: list[Case] = []
+            for round_ in range(args.rounds):
+                pair = [(_simtui_case, ours), (_procrastinate_case, theirs)]
+                for run_case, into in pair if round_ % 2 == 0 else pair[::-1]:
+                    into.append(run_case(admin, args.jobs, workers, pgdata))
             rows.append((workers, ours, theirs))
     finally:
         if server is not None:
@@ -300,9 +345,9 @@ def main() -> None:
     load = os.getloadavg()
     print(
         f"PostgreSQL {version // 10000}.{version % 10000}, {args.jobs} jobs per case, "
-        f"{os.cpu_count()} cores, load average before {load_before[0]:.2f} "
-        f"{load_before[1]:.2f} {load_before[2]:.2f}, after {load[0]:.2f} {load[1]:.2f} "
-        f"{load[2]:.2f}"
+        f"{args.rounds} rounds, {os.cpu_count()} cores, load average before "
+        f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print(
         f"one connection's durable commits/s on this server: {flushes:.0f} "
@@ -311,16 +356,19 @@ def main() -> None:
     )
     print(
         f"{'workers':>7}  {'simtui claims/s':>15}  {'procrastinate jobs/s':>20}  "
-        f"{'ratio':>5}  target >= {TARGET_RATIO:.0f}x   CPU ms/job, client+server: "
-        "simtui | procrastinate"
+        f"{'ratio':>5}  target >= {TARGET_RATIO:.0f}x   rounds' ratios   CPU ms/job, "
+        "client+server: simtui | procrastinate"
     )
     for workers, ours, theirs in rows:
-        ratio = theirs.seconds / ours.seconds
+        ratios = [t.seconds / o.seconds for o, t in zip(ours, theirs, strict=True)]
+        ratio = statistics.median(ratios)
+        mine, other = _median_case(ours), _median_case(theirs)
         mark = "ok" if ratio >= TARGET_RATIO else "MISS"
         print(
-            f"{workers:>7}  {args.jobs / ours.seconds:>15.0f}  "
-            f"{args.jobs / theirs.seconds:>20.0f}  {ratio:>5.2f}  {mark:<13}  "
-            f"{ours.per_job_ms(args.jobs)} | {theirs.per_job_ms(args.jobs)}"
+            f"{workers:>7}  {args.jobs / mine.seconds:>15.0f}  "
+            f"{args.jobs / other.seconds:>20.0f}  {ratio:>5.2f}  {mark:<13}  "
+            f"{' '.join(f'{r:.2f}' for r in ratios):<15}  "
+            f"{mine.per_job_ms(args.jobs)} | {other.per_job_ms(args.jobs)}"
         )
 
 
