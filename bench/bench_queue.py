@@ -281,28 +281,36 @@ def _drop_db(admin: str, name: str) -> None:
         conn.execute(drop.format(sql.Identifier(name)))
 
 
-def _simtui_case(admin: str, jobs: int, workers: int, pgdata: Path | None) -> Case:
-    name = f"bench_simtui_{uuid.uuid4().hex[:6]}"
-    url = _fresh_db(admin, name)
-    try:
-        prepare_simtui(url, jobs)
-        case = measure(simtui_worker, url, workers, admin, pgdata)
-        check_simtui(url, jobs)
-    finally:
-        _drop_db(admin, name)
-    return case
+def check_procrastinate(url: str, jobs: int) -> None:
+    assert _count_procrastinate(url) == jobs, "procrastinate left jobs"
 
 
-def _procrastinate_case(admin: str, jobs: int, workers: int, pgdata: Path | None) -> Case:
-    name = f"bench_proc_{uuid.uuid4().hex[:6]}"
-    url = _fresh_db(admin, name)
-    try:
-        prepare_procrastinate(url, jobs)
-        case = measure(procrastinate_worker, url, workers, admin, pgdata)
-        assert _count_procrastinate(url) == jobs, "procrastinate left jobs"
-    finally:
-        _drop_db(admin, name)
-    return case
+@dataclass(frozen=True)
+class Queue:
+    """What measuring one queue takes: set its database up, run its workers, check the end."""
+
+    name: str
+    prepare: Any
+    worker: Any
+    check: Any
+
+    def case(self, admin: str, jobs: int, workers: int, pgdata: Path | None) -> Case:
+        """One measurement, in a database of its own, dropped afterwards."""
+        db_name = f"bench_{self.name}_{uuid.uuid4().hex[:6]}"
+        url = _fresh_db(admin, db_name)
+        try:
+            self.prepare(url, jobs)
+            case = measure(self.worker, url, workers, admin, pgdata)
+            self.check(url, jobs)
+        finally:
+            _drop_db(admin, db_name)
+        return case
+
+
+SIMTUI = Queue("simtui", prepare_simtui, simtui_worker, check_simtui)
+PROCRASTINATE = Queue(
+    "procrastinate", prepare_procrastinate, procrastinate_worker, check_procrastinate
+)
 
 
 def _median_case(cases: list[Case]) -> Case:
@@ -333,9 +341,9 @@ def main() -> None:
             ours: list[Case] = []
             theirs: list[Case] = []
             for round_ in range(args.rounds):
-                pair = [(_simtui_case, ours), (_procrastinate_case, theirs)]
-                for run_case, into in pair if round_ % 2 == 0 else pair[::-1]:
-                    into.append(run_case(admin, args.jobs, workers, pgdata))
+                pair = [(SIMTUI, ours), (PROCRASTINATE, theirs)]
+                for queue, into in pair if round_ % 2 == 0 else pair[::-1]:
+                    into.append(queue.case(admin, args.jobs, workers, pgdata))
             rows.append((workers, ours, theirs))
     finally:
         if server is not None:
