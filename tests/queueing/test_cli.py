@@ -20,6 +20,16 @@ def sc(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.Completed
     return done
 
 
+def add_timeout_patch(
+    env: dict[str, str], patch_file: str, *args: str, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``simcore patches add`` of a python patch for the timeout error."""
+    return sc(
+        env, "patches", "add", "--language", "python", "--error-signature", "timeout",
+        "--patch-file", patch_file, *args, ok=ok,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def env(cli_env: dict[str, str]) -> dict[str, Any]:
     return {**cli_env, "SIMTUI_SANDBOX": "process"}
@@ -81,48 +91,12 @@ def test_cancel_and_bad_patch_and_conflicts(env: dict[str, str], tmp_path: Any) 
 def test_patches_add_show_and_errors(env: dict[str, str], tmp_path: Any) -> None:
     code = tmp_path / "patch.py"
     code.write_text("ctx.client.timeout_ms = 9000\nctx.retry()\n")
-    pid = sc(
-        env,
-        "patches",
-        "add",
-        "--language",
-        "python",
-        "--error-signature",
-        "timeout",
-        "--patch-file",
-        str(code),
-        "--slug",
-        "py-longer-timeout",
-    ).stdout.strip()
+    pid = add_timeout_patch(env, str(code), "--slug", "py-longer-timeout").stdout.strip()
     shown = sc(env, "patches", "show", "py-longer-timeout").stdout
     assert pid in shown and "ctx.client.timeout_ms = 9000" in shown
-    dup = sc(
-        env,
-        "patches",
-        "add",
-        "--language",
-        "python",
-        "--error-signature",
-        "timeout",
-        "--patch-file",
-        str(code),
-        "--slug",
-        "py-longer-timeout",
-        ok=False,
-    )
+    dup = add_timeout_patch(env, str(code), "--slug", "py-longer-timeout", ok=False)
     assert dup.returncode == 2 and "patch.slug" in dup.stderr
-    missing = sc(
-        env,
-        "patches",
-        "add",
-        "--language",
-        "python",
-        "--error-signature",
-        "timeout",
-        "--patch-file",
-        str(tmp_path / "nope.py"),
-        ok=False,
-    )
+    missing = add_timeout_patch(env, str(tmp_path / "nope.py"), ok=False)
     assert missing.returncode == 2 and "patch_file: cannot read" in missing.stderr
     wrong_lang = sc(
         env,

@@ -105,6 +105,24 @@ def _wait_db(url: str, check: Callable[[Any], bool], timeout: float, what: str) 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def _approve_by_keys(session: str, *, pending_after: int) -> None:
+    """Approve the highlighted pending patch: tab to the approval queue, a, a note, enter."""
+    _keys(session, "Tab", "a")
+    _wait_for(session, "Approve the patch of run")
+    _keys(session, "o", "k", "Enter")
+    _fits(_wait_for(session, "approved: patch"))
+    _wait_for(session, f"Pending approvals ({pending_after})")
+
+
+def _decided(db_url: str) -> list[Any]:
+    """(status, notes, decided_by) of every approval no longer pending."""
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(
+            "SELECT status, approval_notes, decided_by FROM sdk_patch_approvals "
+            "WHERE status <> 'pending'"
+        ).fetchall()
+
+
 def _count(conn: Any, where: str) -> int:
     row = conn.execute(f"SELECT count(*) FROM sdk_simulation_runs WHERE {where}").fetchone()
     return int(row[0])
@@ -141,17 +159,9 @@ def test_demo_by_keys_in_tmux_80x24(db_url: str, tmp_path: Path) -> None:
         _keys(session, "Escape")
         _wait_for(session, "Pending approvals (6)")
 
-        # Approve the highlighted pending patch: tab to the approval queue, a, a note, enter.
-        _keys(session, "Tab", "a")
-        _wait_for(session, "Approve the patch of run")
-        _keys(session, "o", "k", "Enter")
-        _fits(_wait_for(session, "approved: patch"))
-        _wait_for(session, "Pending approvals (5)")
+        _approve_by_keys(session, pending_after=5)
+        rows = _decided(db_url)
         with psycopg.connect(db_url) as conn:
-            rows = conn.execute(
-                "SELECT status, approval_notes, decided_by FROM sdk_patch_approvals "
-                "WHERE status <> 'pending'"
-            ).fetchall()
             journal = conn.execute(
                 "SELECT actor FROM sdk_simulation_journal WHERE action = 'approved'"
             ).fetchall()
@@ -244,16 +254,8 @@ def test_api_mode_in_tmux_80x24(settings: Settings, db_url: str, tmp_path: Path)
             _fits(_capture(session))
             _keys(session, "Escape")
             _wait_for(session, "Pending approvals (2)")
-            _keys(session, "Tab", "a")
-            _wait_for(session, "Approve the patch of run")
-            _keys(session, "o", "k", "Enter")
-            _fits(_wait_for(session, "approved: patch"))
-            _wait_for(session, "Pending approvals (1)")
-            with psycopg.connect(db_url) as conn:
-                rows = conn.execute(
-                    "SELECT status, approval_notes, decided_by FROM sdk_patch_approvals "
-                    "WHERE status <> 'pending'"
-                ).fetchall()
+            _approve_by_keys(session, pending_after=1)
+            rows = _decided(db_url)
             assert [tuple(r) for r in rows] == [("approved", "ok", "ops:bob")]
             _keys(session, "q")
             _wait_for(session, "EXITED=0", timeout=30)
