@@ -7,16 +7,18 @@ it. Every decision is journaled in the same transaction.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import psycopg
 from pydantic import BaseModel, ConfigDict
 
 from simcore import journal, rollout
 from simcore.errors import Conflict, Forbidden, InvalidInput, NotFound
 from simcore.model import ApprovalStatus, JournalAction, RunStatus
 from simcore.rollout import RolloutAction
+
+if TYPE_CHECKING:  # the dashboard's first screen needs Approval, not the driver
+    import psycopg
 
 MAX_NOTES = 4000
 

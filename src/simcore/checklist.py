@@ -20,10 +20,10 @@ import psycopg
 
 from simcore import approvals, rollout
 from simcore.auth import Principal
-from simcore.dashboard import KPI_QUEUE_DEPTH, KPI_SUCCESS_RATE
 from simcore.metrics import VERDICT_STATUSES
 from simcore.model import ApprovalStatus
 from simcore.rollout import CanaryRule, Decision
+from simcore.snapshot import KPI_QUEUE_DEPTH, KPI_SUCCESS_RATE
 
 SUCCESS_WINDOW = timedelta(hours=24)
 REVIEW_WINDOW = timedelta(hours=24)

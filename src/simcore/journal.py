@@ -20,14 +20,17 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import psycopg
-from psycopg.types.json import Jsonb
-
 from simcore.model import JournalAction
-from simcore.store import Database
+
+# psycopg only where a statement runs: the dashboard imports this module for its types, and
+# draws its first screen before the database driver is loaded (simtui.session).
+if TYPE_CHECKING:
+    import psycopg
+
+    from simcore.store import Database
 
 GENESIS = "0" * 64
 SEAL_BATCH = 5000
@@ -44,6 +47,8 @@ def append(
     details: dict[str, Any] | None = None,
 ) -> int:
     """Append one entry inside the caller's transaction; returns its id."""
+    from psycopg.types.json import Jsonb
+
     row = conn.execute(
         "SELECT sdk_journal_append(%s, %s, %s, %s, %s, %s) AS id",
         (run_id, simulation_id, approval_id, action.value, actor, Jsonb(details or {})),
@@ -260,8 +265,10 @@ def verify(db: Database, *, seal_first: bool = True) -> Verification:
     if seal_first:
         seal(db)
     # One snapshot for the whole walk: entries sealed meanwhile cannot be seen twice or missed.
+    from psycopg import IsolationLevel
+
     with db.connect() as conn:
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ
         with conn.transaction():
             return _walk(conn)
 

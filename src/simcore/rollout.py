@@ -43,7 +43,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import psycopg
 from pydantic import BaseModel, ConfigDict
 
 from simcore import journal
@@ -51,10 +50,12 @@ from simcore.auth import Principal
 from simcore.config import HOOK_PLACEHOLDER, Settings
 from simcore.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotFound, SimError
 from simcore.model import ApprovalStatus, JournalAction, Role
-from simcore.store import Database
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the dashboard imports this module before the driver is loaded
     import httpx
+    import psycopg
+
+    from simcore.store import Database
 
 MAX_REASON = 4000
 MAX_HOOK_OUTPUT = 2000

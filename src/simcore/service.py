@@ -26,7 +26,7 @@ from simcore import approvals, journal, metrics, rollout
 from simcore.approvals import Approval
 from simcore.auth import Permission, Principal, local_principal
 from simcore.config import Settings
-from simcore.dashboard import DashboardSnapshot, build_snapshot
+from simcore.dashboard import build_snapshot
 from simcore.errors import InvalidInput, NotFound
 from simcore.model import (
     ApprovalStatus,
@@ -40,6 +40,7 @@ from simcore.model import (
     SimulationCreate,
     TenantType,
 )
+from simcore.snapshot import DashboardSnapshot
 from simcore.store import Database, migrate
 from simcore.store import patches as patch_store
 from simcore.store import runs as run_store

@@ -7,8 +7,8 @@ from uuid import UUID
 
 from rich.text import Text
 
-from simcore.dashboard import Kpi
 from simcore.model import ApprovalStatus, RunStatus
+from simcore.snapshot import Kpi
 
 STATUS_STYLE = {
     RunStatus.QUEUED: "bold",

@@ -20,6 +20,7 @@ from simcore.errors import ConfigError, SimError
 from simtui.session import Session
 
 if TYPE_CHECKING:
+    from simcore.snapshot import DashboardSnapshot
     from simtui.app import SimTUI
 
 KEYMAP_ENV = "SIMTUI_KEYMAP"
@@ -78,8 +79,20 @@ def prepare(
     The garbage collector pauses until the first full home screen: a start creates some
     130,000 objects (modules, classes, widgets), few of them garbage, and the collections
     that would run meanwhile cost about a tenth of the start.
+
+    The first snapshot is read by a child forked first thing (``simtui.prefetch``): from
+    there on, it and this process (settings, then Textual and the screens) go side by side.
     """
     gc.disable()
+    from simtui.prefetch import ChildPrefetch
+
+    opened: list[Session] = []  # in the child: the session to close once it answered
+
+    def close_opened() -> None:
+        for session in opened:
+            session.close()
+
+    child = ChildPrefetch.fork(lambda: _first_snapshot(argv, opened), close_opened)
     args = _parser().parse_args(argv)
     try:
         from simcore.config import load_settings
@@ -103,7 +116,7 @@ def prepare(
         gc.enable()
         print(f"simtui: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    session.prefetch()
+    session.prefetch(child)
     if app_class is None:
         from simtui.app import SimTUI
 
@@ -114,6 +127,26 @@ def prepare(
     if keymap:
         app.set_keymap(keymap)
     return app
+
+
+def _first_snapshot(argv: list[str] | None, opened: list[Session]) -> DashboardSnapshot | None:
+    """In the prefetch child: the snapshot the dashboard will show first, read as it would.
+
+    None in API mode (the dashboard reads through the API itself). A bad argument or setting
+    raises here as in the parent, where it is reported.
+    """
+    from simcore.config import load_settings
+    from simcore.model import Role
+
+    args = _parser().parse_args(argv)
+    settings = load_settings(**{k: v for k, v in (("api_url", args.api),) if v})
+    if settings.api_url:
+        return None
+    session = Session.from_settings(
+        settings, role=Role(args.role) if args.role else None, executor_factory=None
+    )
+    opened.append(session)
+    return session.snapshot()
 
 
 def main(argv: list[str] | None = None) -> None:

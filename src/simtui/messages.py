@@ -7,15 +7,19 @@ loop. Messages that only matter in their latest form say so with ``can_replace``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from textual.message import Message
 
-from simcore.auth import Principal
-from simcore.dashboard import DashboardSnapshot
-from simcore.journal import Entry, Verification
-from simcore.model import Patch
-from simcore.service import RunDetail
+# Types only: the home screen imports these messages, and draws its first screen before the
+# engine (and its database driver) is loaded.
+if TYPE_CHECKING:
+    from simcore.auth import Principal
+    from simcore.journal import Entry, Verification
+    from simcore.model import Patch
+    from simcore.service import RunDetail
+    from simcore.snapshot import DashboardSnapshot
 
 
 class SessionOpened(Message):

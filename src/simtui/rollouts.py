@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from simcore.approvals import Approval
 from simcore.auth import Principal
 from simcore.errors import SimError
-from simcore.facade import Simulator
 from simcore.model import ApprovalStatus
 from simcore.rollout import (
     IN_ROLLOUT,
@@ -25,6 +25,9 @@ from simcore.rollout import (
     TransitionResult,
 )
 from simtui import format as fmt
+
+if TYPE_CHECKING:  # the facade imports the engine, which the first screen does without
+    from simcore.facade import Simulator
 
 ROLLOUT_LIMIT = 50
 """Staged and deployed patches listed in the approval queue, each (newest first)."""

@@ -26,12 +26,13 @@ from simcore.errors import ConfigError
 if TYPE_CHECKING:
     from simcore.auth import Permission, Principal
     from simcore.config import Settings
-    from simcore.dashboard import DashboardSnapshot
     from simcore.events import Event, Listener
     from simcore.facade import Simulator
     from simcore.model import Role
     from simcore.service import SimulatorService
+    from simcore.snapshot import DashboardSnapshot
     from simcore.worker import Executor, Worker
+    from simtui.prefetch import ChildPrefetch
 
 _log = logging.getLogger(__name__)
 
@@ -74,6 +75,17 @@ def _is_service(simulator: object) -> TypeGuard[SimulatorService]:
     return module is not None and isinstance(simulator, module.SimulatorService)
 
 
+def database_error() -> type[Exception]:
+    """psycopg's base error, for ``except (SimError, database_error())``.
+
+    An except clause is evaluated only when something was raised: so the screens catch the
+    driver's errors without importing it, and their first paint does not wait for it.
+    """
+    import psycopg
+
+    return psycopg.Error
+
+
 def default_executor(settings: Settings) -> Executor:
     from simcore.executor import make_executor
 
@@ -89,6 +101,8 @@ class Session:
         settings: Settings | None = None,
         executor_factory: ExecutorFactory | None = None,
         live_events: bool = True,
+        principal: Principal | None = None,
+        local_mode: bool = False,
     ) -> None:
         self._opener = opener
         self.label = label
@@ -99,7 +113,9 @@ class Session:
         self.live_events = live_events
         self._lock = threading.Lock()
         self._simulator: Simulator | None = None
-        self._principal: Principal | None = None
+        self._principal: Principal | None = principal
+        """Local mode knows who acts before it connects; API mode learns it from the API."""
+        self._local_mode = local_mode
         self._listener: Listener | None = None
         self._worker: Worker | None = None
         self._worker_thread: threading.Thread | None = None
@@ -140,14 +156,17 @@ class Session:
 
             return cls(open_remote, label=f"API {api_url}", settings=settings, live_events=False)
 
+        from simcore.auth import local_principal
+        from simcore.model import Role
+
+        principal = local_principal(role or Role.OPS)
+
         def open_local() -> tuple[Simulator, Principal]:
             if settings.database_url is None:
                 # First, so that a stopped server starts while the engine's modules load.
                 from simcore.store import embedded
 
                 embedded.start(Path(settings.data_dir))
-            from simcore.auth import local_principal
-            from simcore.model import Role
             from simcore.service import SimulatorService
 
             service = SimulatorService(settings)
@@ -156,10 +175,17 @@ class Session:
             except BaseException:
                 service.close()
                 raise
-            return service, local_principal(role or Role.OPS)
+            return service, principal
 
         label = "embedded db" if settings.database_url is None else "SIMTUI_DATABASE_URL"
-        return cls(open_local, label=label, settings=settings, executor_factory=executor_factory)
+        return cls(
+            open_local,
+            label=label,
+            settings=settings,
+            executor_factory=executor_factory,
+            principal=principal,
+            local_mode=True,
+        )
 
     @classmethod
     def attached(
@@ -214,7 +240,7 @@ class Session:
         return self.service is not None
 
     def can(self, permission: Permission) -> bool:
-        """Before the session is open nobody may write: the role is not known yet."""
+        """Until the role is known nobody may write (API mode: until the session opened)."""
         return self._principal is not None and self._principal.can(permission)
 
     # -- live events and the worker ---------------------------------------------------------
@@ -302,12 +328,24 @@ class Session:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def prefetch(self) -> None:
+    def prefetch(self, child: ChildPrefetch | None = None) -> None:
         """Connect and read the first snapshot now, in the background.
 
         Called before the app starts: the database work then overlaps with building the
         screen, and the home screen's first refresh only waits for what is left of it.
+
+        ``child``: a process forked at the start to read it (``simtui.prefetch``), used in
+        local mode; its snapshot leaves this session closed, and the home screen opens it
+        after the first paint. Without one (or in API mode), a thread reads it here.
         """
+        if child is not None and self.local_mode:
+            self._prefetch_thread = threading.Thread(
+                target=self._receive, args=(child,), name="simtui-prefetch", daemon=True
+            )
+            self._prefetch_thread.start()
+            return
+        if child is not None:  # API mode: the child read nothing; reap it
+            threading.Thread(target=child.answer, name="simtui-reap", daemon=True).start()
 
         def read() -> None:
             try:
@@ -319,8 +357,19 @@ class Session:
         self._prefetch_thread = thread
         thread.start()
 
-    def take_prefetched(self, wait: float = 0.0) -> DashboardSnapshot | None:
+    def _receive(self, child: ChildPrefetch) -> None:
+        self._prefetched, self._prefetch_error = child.answer()
+
+    @property
+    def local_mode(self) -> bool:
+        """Built for the local engine (``from_settings`` without an API URL), open or not."""
+        return self._local_mode
+
+    def take_prefetched(self, wait: float | None = 0.0) -> DashboardSnapshot | None:
         """The snapshot that ``prefetch`` read, if it is there within ``wait`` seconds.
+
+        ``wait=None`` waits for the prefetch to end. The session may still be closed: a
+        snapshot read by the child process leaves this process to open its own.
 
         Else None, and the prefetch is left as it is for ``snapshot`` (which also reports
         its error, if it failed). From the thread that also calls ``snapshot``, or before

@@ -14,16 +14,6 @@ from uuid import UUID
 from simcore import journal
 from simcore.approvals import Approval
 from simcore.auth import Principal
-from simcore.dashboard import (
-    Alert,
-    Comparison,
-    DashboardSnapshot,
-    Kpi,
-    LanguageRate,
-    QueuePoint,
-    RatePoint,
-    RecentRun,
-)
 from simcore.errors import Forbidden, NotFound
 from simcore.journal import Verification
 from simcore.model import (
@@ -36,6 +26,16 @@ from simcore.model import (
 )
 from simcore.patches import builtin_patches, default_patch
 from simcore.service import RunDetail
+from simcore.snapshot import (
+    Alert,
+    Comparison,
+    DashboardSnapshot,
+    Kpi,
+    LanguageRate,
+    QueuePoint,
+    RatePoint,
+    RecentRun,
+)
 from simcore.templates import get_template
 
 NOW = datetime(2025, 1, 15, 10, 0, 0, tzinfo=UTC)

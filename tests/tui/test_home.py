@@ -146,3 +146,39 @@ async def test_a_prefetched_session_goes_live(settings: Settings) -> None:
         shown = {b.binding.action for b in app.screen.active_bindings.values() if b.binding.show}
         assert "approve" in shown
     session.close()
+
+
+async def test_a_snapshot_from_the_prefetch_child_is_drawn_then_the_session_opens(
+    settings: Settings, service: SimulatorService
+) -> None:
+    """The command's child read the first snapshot: the home screen draws it with the write
+    keys of the local role, and only then opens its own session, goes live and runs a
+    worker."""
+    from simtui.messages import HomeReady
+    from simtui.prefetch import Answer
+
+    finished_run(service, name="read by the child")
+    read_elsewhere = service.dashboard(LAUNCHER)
+
+    class Child:
+        def answer(self) -> Answer:
+            return read_elsewhere, None
+
+    at_first_paint: list[tuple[bool, bool]] = []
+
+    class App(SimTUI):
+        def on_home_ready(self, message: HomeReady) -> None:
+            table = self.home.query_one(RunsTable)
+            at_first_paint.append((session.is_open, table.row_count == 1))
+            super().on_home_ready(message)
+
+    session = Session.from_settings(settings, executor_factory=lambda s: ScriptedExecutor())
+    session.prefetch(Child())  # type: ignore[arg-type]
+    app = App(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await home_ready(pilot)
+        shown = {b.binding.action for b in app.screen.active_bindings.values() if b.binding.show}
+        assert "approve" in shown
+        await wait_for(pilot, lambda: session.listening and session.in_process_worker)
+        assert at_first_paint == [(False, True)]
+    session.close()

@@ -44,6 +44,10 @@ def test_the_command_opens_the_session_before_loading_the_dashboard() -> None:
     # The app module itself leaves the screens and the engine to the first screen.
     loaded = _modules_after("import simtui.app")
     assert loaded & {"simcore.service", "simtui.screens.home", "psycopg", "plotext"} == set()
+    # The first screen draws a snapshot that a child process read (simtui.prefetch): its
+    # modules leave the engine and the database driver to after the first paint.
+    loaded = _modules_after("import simtui.app, simtui.screens.home, simtui.prefetch")
+    assert loaded & {"simcore.service", "simcore.dashboard", "psycopg", "psycopg_pool"} == set()
 
 
 def test_the_engine_leaves_what_the_first_snapshot_does_not_use_to_later() -> None:

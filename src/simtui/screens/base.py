@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-import psycopg
 from textual import work
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -25,7 +24,7 @@ from simtui.messages import ActionDone, ActionFailed, LogsArrived, RunChanged
 from simtui.rollouts import VERB, Canary
 from simtui.screens.confirm import ConfirmScreen
 from simtui.screens.note import NoteScreen
-from simtui.session import Session
+from simtui.session import Session, database_error
 
 if TYPE_CHECKING:
     from simtui.app import SimTUI
@@ -105,7 +104,7 @@ class BaseScreen(Screen[None]):
                 approval = simulator.approve_patch(principal, run_id, note)
             else:
                 approval = simulator.reject_patch(principal, run_id, note)
-        except (SimError, psycopg.Error) as exc:
+        except (SimError, database_error()) as exc:
             self.post_message(ActionFailed(str(exc), getattr(exc, "field", None)))
             return
         verb = "approved" if approve else "rejected"
@@ -126,7 +125,7 @@ class BaseScreen(Screen[None]):
         simulator, principal = self.session.open()
         try:
             run = simulator.cancel_run(principal, run_id)
-        except (SimError, psycopg.Error) as exc:
+        except (SimError, database_error()) as exc:
             self.post_message(ActionFailed(str(exc)))
             return
         state = "cancelled" if run.status.terminal else "cancel requested (the sandbox is killed)"
@@ -137,7 +136,7 @@ class BaseScreen(Screen[None]):
         simulator, principal = self.session.open()
         try:
             launch = simulator.rerun(principal, run_id)
-        except (SimError, psycopg.Error) as exc:
+        except (SimError, database_error()) as exc:
             self.post_message(ActionFailed(str(exc)))
             return
         self.post_message(
@@ -237,7 +236,7 @@ class BaseScreen(Screen[None]):
         simulator, principal = self.session.open()
         try:
             result = rollouts.transition(simulator, principal, run_id, action, reason)
-        except (SimError, psycopg.Error) as exc:
+        except (SimError, database_error()) as exc:
             # An illegal step, a failed hook (the state stays), a lost connection: all said.
             self.post_message(ActionFailed(str(exc), getattr(exc, "field", None)))
             return

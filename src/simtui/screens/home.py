@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-import psycopg
 from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
@@ -28,10 +27,10 @@ from textual.widgets import DataTable, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from simcore.approvals import Approval
-from simcore.dashboard import DashboardSnapshot, RecentRun
 from simcore.errors import SimError
 from simcore.model import ApprovalStatus, RunStatus
 from simcore.rollout import RolloutAction
+from simcore.snapshot import DashboardSnapshot, RecentRun
 from simtui import format as fmt
 from simtui import keys
 from simtui.keys import ROLLOUT_ACTIONS, rollout_bindings, write_binding
@@ -47,6 +46,7 @@ from simtui.messages import (
 )
 from simtui.rollouts import Rollouts, read_rollouts
 from simtui.screens.base import BaseScreen
+from simtui.session import database_error
 from simtui.widgets.charts import QueueChart, SuccessChart
 from simtui.widgets.footer import KeysFooter
 from simtui.widgets.tables import ApprovalsTable, LanguageTable, RunsTable, state_text
@@ -154,11 +154,14 @@ class HomeScreen(BaseScreen):
             return
         # The snapshot read while the app loaded is here: shown before the first paint, the
         # first screen is drawn once, full, rather than empty and then again.
-        self._opened = True
-        self.refresh_bindings()  # as SessionOpened does
         self._refreshing = True
-        self.on_snapshot_ready(SnapshotReady(snapshot))
-        self.tui.after_open()
+        if self.session.is_open:  # read by a thread of this process, which opened the session
+            self._opened = True
+            self.refresh_bindings()  # as SessionOpened does
+            self.on_snapshot_ready(SnapshotReady(snapshot))
+            self.tui.after_open()
+        else:  # read by a child process: this one opens its session after the first paint
+            self.on_snapshot_ready(SnapshotReady(snapshot))
 
     # -- scheduling ---------------------------------------------------------------------------
 
@@ -242,15 +245,23 @@ class HomeScreen(BaseScreen):
         # Not session.is_open: main() may have opened it already (prefetch) for us.
         first = not self._opened
         try:
-            _, principal = session.open()
+            if first and not session.is_open:
+                early = session.take_prefetched(wait=None)
+                if early is not None:
+                    # Read by another process while this one loaded: shown now, and the
+                    # session opens after the first paint (_first_paint_done), so that
+                    # loading the engine does not slow the paint down.
+                    self.post_message(SnapshotReady(early))
+                    return
+            snapshot = session.snapshot()
             if first:
+                _, principal = session.open()
                 self._opened = True
                 self.post_message(SessionOpened(principal))
-            snapshot = session.snapshot()
         except SimError as exc:
             self.post_message(SnapshotFailed(str(exc)))
             return
-        except psycopg.Error as exc:  # the connection broke mid-read: say so, retry
+        except database_error() as exc:  # the connection broke mid-read: say so, retry
             self.post_message(SnapshotFailed(f"database error: {exc}".strip()))
             return
         self.post_message(SnapshotReady(snapshot))
@@ -267,7 +278,7 @@ class HomeScreen(BaseScreen):
         simulator, principal = self.session.open()
         try:
             rollouts = read_rollouts(simulator, principal)
-        except (SimError, psycopg.Error) as exc:
+        except (SimError, database_error()) as exc:
             self.post_message(RolloutsRead(None, str(exc)))
             return
         if not get_current_worker().is_cancelled:  # a newer read is on its way
@@ -320,6 +331,8 @@ class HomeScreen(BaseScreen):
 
     def _first_paint_done(self) -> None:
         self.app.post_message(HomeReady())
+        if not self._opened:  # the first snapshot came from the prefetch child
+            self.request_refresh(0)
         # Queued behind HomeReady rather than started now: the app hears that the screen
         # is up before the rollouts' thread starts taking turns with it.
         self.call_later(self._read_rollouts_if_due)

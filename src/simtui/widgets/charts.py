@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from textual_plotext import PlotextPlot
 
-from simcore.dashboard import SUCCESS_BUCKET, QueuePoint, RatePoint
+from simcore.snapshot import SUCCESS_BUCKET, QueuePoint, RatePoint
 
 MARKER = "braille"
 BUCKET_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)

@@ -19,8 +19,8 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
 from simcore.approvals import Approval
-from simcore.dashboard import LanguageRate, RecentRun
 from simcore.model import ApprovalStatus
+from simcore.snapshot import LanguageRate, RecentRun
 from simtui import format as fmt
 from simtui.rollouts import Canary
 

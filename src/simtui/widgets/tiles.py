@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from simcore.dashboard import Alert, Kpi
+from simcore.snapshot import Alert, Kpi
 from simtui import format as fmt
 
 
