@@ -190,9 +190,9 @@ def run_simulation(
             sandbox.close()
             return report(RunStatus.ERROR, (f"sandbox could not start: {exc}",))
     session = Session(scenario, lang, seed, patch, sandbox, baseline_sandbox)
-    # Session.run pauses the garbage collector while the phases play (see collector_paused);
-    # the pause lasts here until the session is gone: the first collection after it would
-    # otherwise look at every ledger entry and record of the run once more, for nothing.
+    # The garbage collector is paused while the phases play (see collector_paused), and until
+    # the session is gone: the first collection after the play would otherwise look at every
+    # ledger entry and record of the run once more, for nothing.
     with collector_paused():
         try:
             result = session.run()

@@ -71,7 +71,6 @@ class LaunchResult:
     created: bool
 
 
-_SIM_FIELDS = tuple(c.strip() for c in sim_store.COLUMNS.split(","))
 _ENTRY_FIELDS = tuple(journal.Entry.__dataclass_fields__)
 _ENTRY_ID = _ENTRY_FIELDS.index("id")
 
@@ -80,7 +79,7 @@ GET_RUN_SQL = (
     "SELECT "
     + ", ".join(f"r.{c}" for c in run_store.FIELDS)
     + ", "
-    + ", ".join(f"s.{c}" for c in _SIM_FIELDS)
+    + ", ".join(f"s.{c}" for c in sim_store.FIELDS)
     + ", "
     + ", ".join(f"j.{c}" for c in _ENTRY_FIELDS)
     + " FROM sdk_simulation_runs r JOIN sdk_simulations s ON s.id = r.simulation_id"
@@ -100,11 +99,12 @@ def run_detail_from_rows(
     first = rows[0] if rows else None
     if first is None:
         raise NotFound(f"run {run_id} not found")
-    nrun, nsim = len(run_store.FIELDS), len(_SIM_FIELDS)
+    nrun, nsim = len(run_store.FIELDS), len(sim_store.FIELDS)
     run_row = dict(zip(run_store.FIELDS, first[:nrun], strict=True))
     if not principal.sees(run_row["tenant_type"], run_row["tenant_id"]):
         raise NotFound(f"run {run_id} not found")
-    sim = sim_store.to_simulation(dict(zip(_SIM_FIELDS, first[nrun : nrun + nsim], strict=True)))
+    sim_row = dict(zip(sim_store.FIELDS, first[nrun : nrun + nsim], strict=True))
+    sim = sim_store.to_simulation(sim_row)
     entries = [
         journal.Entry.from_row(dict(zip(_ENTRY_FIELDS, row[nrun + nsim :], strict=True)))
         for row in rows
@@ -287,7 +287,6 @@ class SimulatorService:
         return self.launch_run(principal, run.simulation_id, run.seed, None)
 
     def _run_row(self, conn: Any, principal: Principal, run_id: UUID) -> dict[str, Any]:
-
         row: dict[str, Any] | None = conn.execute(
             f"SELECT {run_store.COLUMNS} FROM sdk_simulation_runs WHERE id = %s", (run_id,)
         ).fetchone()
@@ -322,7 +321,6 @@ class SimulatorService:
         simulation_id: str | UUID | None = None,
         limit: int = 50,
     ) -> list[Run]:
-
         principal.require(Permission.READ, "read runs")
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit", "must be from 1 to 10000")

@@ -116,6 +116,7 @@ class Session:
         self._principal: Principal | None = principal
         """Local mode knows who acts before it connects; API mode learns it from the API."""
         self._local_mode = local_mode
+        """Built for the local engine (``from_settings`` without an API URL), open or not."""
         self._listener: Listener | None = None
         self._worker: Worker | None = None
         self._worker_thread: threading.Thread | None = None
@@ -338,7 +339,7 @@ class Session:
         local mode; its snapshot leaves this session closed, and the home screen opens it
         after the first paint. Without one (or in API mode), a thread reads it here.
         """
-        if child is not None and self.local_mode:
+        if child is not None and self._local_mode:
             self._prefetch_thread = threading.Thread(
                 target=self._receive, args=(child,), name="simtui-prefetch", daemon=True
             )
@@ -359,11 +360,6 @@ class Session:
 
     def _receive(self, child: ChildPrefetch) -> None:
         self._prefetched, self._prefetch_error = child.answer()
-
-    @property
-    def local_mode(self) -> bool:
-        """Built for the local engine (``from_settings`` without an API URL), open or not."""
-        return self._local_mode
 
     def take_prefetched(self, wait: float | None = 0.0) -> DashboardSnapshot | None:
         """The snapshot that ``prefetch`` read, if it is there within ``wait`` seconds.

@@ -160,10 +160,7 @@ def stream_state(mixed: int, index: int, stream: int) -> int:
     (which a caller deriving many streams of one seed keeps)."""
     # Multiplying by an odd constant is a bijection: distinct (index, stream) pairs give
     # distinct inputs, which the finaliser then scatters over the whole 64-bit space.
-    z = mixed ^ ((((index << 8) | stream) * _GOLDEN) & MASK64)
-    z = ((z ^ (z >> 30)) * _MUL1) & MASK64
-    z = ((z ^ (z >> 27)) * _MUL2) & MASK64
-    return z ^ (z >> 31)
+    return mix64(mixed ^ ((((index << 8) | stream) * _GOLDEN) & MASK64))
 
 
 @functools.lru_cache(maxsize=64)

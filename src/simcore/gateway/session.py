@@ -545,13 +545,12 @@ class Session:
         violation: str | None = None
         gone: Sandbox | None = None
         try:
-            with collector_paused():
-                self._handshake()
-                if self.baseline_sandbox is not None:
-                    self._play_side_by_side()
-                else:
-                    for name in (BASELINE, PATCHED) if self.patch is not None else (BASELINE,):
-                        self._play(name)
+            self._handshake()
+            if self.baseline_sandbox is not None:
+                self._play_side_by_side()
+            else:
+                for name in (BASELINE, PATCHED) if self.patch is not None else (BASELINE,):
+                    self._play(name)
         except ProtocolViolation as exc:
             violation = exc.detail
             for sandbox in self.sandboxes:

@@ -14,6 +14,7 @@ COLUMNS = (
     "id, tenant_type, tenant_id, name, description, sdk_language, scenario, patch_reference, "
     "created_by, created_at"
 )
+FIELDS = tuple(c.strip() for c in COLUMNS.split(","))
 
 
 def to_simulation(row: dict[str, Any]) -> Simulation:
