@@ -9,8 +9,8 @@ import getpass
 from dataclasses import dataclass
 from enum import StrEnum
 
+from simcore.enums import Role, TenantType
 from simcore.errors import Forbidden
-from simcore.model import Role, TenantType
 
 
 class Permission(StrEnum):

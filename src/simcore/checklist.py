@@ -20,8 +20,8 @@ import psycopg
 
 from simcore import approvals, rollout
 from simcore.auth import Principal
+from simcore.enums import ApprovalStatus
 from simcore.metrics import VERDICT_STATUSES
-from simcore.model import ApprovalStatus
 from simcore.rollout import CanaryRule, Decision
 from simcore.snapshot import KPI_QUEUE_DEPTH, KPI_SUCCESS_RATE
 

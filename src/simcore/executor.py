@@ -13,8 +13,8 @@ from typing import Any
 
 from simcore import queue, sira
 from simcore.config import Settings
+from simcore.enums import JournalAction, RunStatus
 from simcore.errors import SimError
-from simcore.model import JournalAction, RunStatus
 from simcore.runner import run_simulation
 from simcore.sandbox.base import Sandbox, SandboxBackend, SandboxSpec
 from simcore.store import Database

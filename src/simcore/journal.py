@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from simcore.model import JournalAction
+from simcore.enums import JournalAction
 
 # psycopg only where a statement runs: the dashboard imports this module for its types, and
 # draws its first screen before the database driver is loaded (simtui.session).

@@ -23,8 +23,8 @@ from uuid import UUID
 
 import psycopg
 
+from simcore.enums import RunStatus
 from simcore.errors import SimError
-from simcore.model import RunStatus
 
 # prometheus_client is imported by what builds or serves a registry, not with this module:
 # the dashboard and the checklist only read the status lists below, and importing the client

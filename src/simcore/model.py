@@ -1,4 +1,4 @@
-"""Pydantic models and enums shared by the engine, the API, the CLI and the dashboard.
+"""Pydantic models shared by the engine, the API, the CLI and the dashboard.
 
 The names follow the runbook (``sdk_simulations``, ``sdk_simulation_runs``...) so that a row
 read with psql and an object printed by the CLI speak the same language.
@@ -8,104 +8,39 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from simcore.enums import (
+    ApprovalStatus as ApprovalStatus,
+)
+from simcore.enums import (
+    ErrorKind as ErrorKind,
+)
+from simcore.enums import (
+    JournalAction as JournalAction,
+)
+from simcore.enums import (
+    PatchSeverity as PatchSeverity,
+)
+from simcore.enums import (
+    PatchSource as PatchSource,
+)
+from simcore.enums import (
+    Role as Role,
+)
+from simcore.enums import (
+    RunStatus as RunStatus,
+)
+from simcore.enums import (
+    SdkLanguage as SdkLanguage,
+)
+from simcore.enums import (
+    TenantType as TenantType,
+)
 from simcore.errors import InvalidInput
-
-
-class SdkLanguage(StrEnum):
-    NODE = "node"
-    PHP = "php"
-    PYTHON = "python"
-    RUBY = "ruby"
-    WOOCOMMERCE = "woocommerce"
-    SHOPIFY = "shopify"
-
-
-class TenantType(StrEnum):
-    MERCHANT = "merchant"
-    AGENT = "agent"
-    INTERNAL = "internal"
-
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCESS = "success"
-    PARTIAL_SUCCESS = "partial_success"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-    ERROR = "error"
-
-    @property
-    def terminal(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
-
-
-class ApprovalStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    STAGED = "staged"
-    DEPLOYED = "deployed"
-    ROLLED_BACK = "rolled_back"
-
-
-class Role(StrEnum):
-    OPS = "ops"
-    DEV = "dev"
-    AUDITOR = "auditor"
-    SIRA = "sira"
-
-
-class PatchSeverity(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-
-class PatchSource(StrEnum):
-    BUILTIN = "builtin"
-    OPS = "ops"
-    SIRA = "sira"
-    CROWD = "crowd"
-
-
-class ErrorKind(StrEnum):
-    """Faults the gateway knows how to inject (DESIGN.md, Scenario)."""
-
-    SIGNATURE_MISMATCH = "signature_mismatch"
-    TIMEOUT = "timeout"
-    INVALID_CURRENCY = "invalid_currency"
-    RATE_LIMITED = "rate_limited"
-    SERVER_ERROR = "server_error"
-
-
-class JournalAction(StrEnum):
-    QUEUED = "queued"
-    STARTED = "started"
-    APPLIED_PATCH = "applied_patch"
-    ROLLBACK = "rollback"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    KILLED = "killed"
-    CANCELLED = "cancelled"
-    RELEASED = "released"
-    ERROR = "error"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    STAGED = "staged"
-    DEPLOYED = "deployed"
-    ROLLED_BACK = "rolled_back"
-    EXPORTED = "exported"
-
 
 # defer_build: pydantic builds a model's validator on its first use rather than at import.
 # Scenario, Simulation, Run and SimulationCreate are not used by every process that imports

@@ -25,9 +25,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from simcore import journal
+from simcore.enums import JournalAction, RunStatus
 from simcore.errors import Conflict, InvalidInput, NotFound
 from simcore.events import LOGS_CHANNEL, RUNS_CHANNEL
-from simcore.model import JournalAction, RunStatus
 from simcore.store import Database
 from simcore.store import patches as patch_store
 from simcore.store import runs as run_store

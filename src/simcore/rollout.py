@@ -27,6 +27,7 @@ behind the answer. Time is always passed in (``now``) so that tests run on virtu
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -43,18 +44,17 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
-
 from simcore import journal
 from simcore.auth import Principal
-from simcore.config import HOOK_PLACEHOLDER, Settings
+from simcore.enums import ApprovalStatus, JournalAction, Role
 from simcore.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotFound, SimError
-from simcore.model import ApprovalStatus, JournalAction, Role
 
-if TYPE_CHECKING:  # the dashboard imports this module before the driver is loaded
+if TYPE_CHECKING:  # the dashboard's first screen imports this module: no driver, no pydantic
     import httpx
     import psycopg
+    from pydantic import TypeAdapter
 
+    from simcore.config import Settings
     from simcore.store import Database
 
 MAX_REASON = 4000
@@ -204,8 +204,10 @@ def replay(entries: Iterable[journal.Entry]) -> tuple[ApprovalStatus, int]:
 # -- the approval as the rollout sees it ------------------------------------------------------
 
 
-class Rollout(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class Rollout:
+    """A dataclass rather than a pydantic model: the dashboard's first screen imports this
+    module, and no pydantic; the API's JSON goes through a pydantic adapter all the same."""
 
     approval_id: UUID
     run_id: UUID
@@ -231,15 +233,29 @@ class Rollout(BaseModel):
     last_hook_at: datetime | None = None
     updated_at: datetime
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Rollout:
+        """From a row of ``_SELECT`` (the driver gives the other columns their types)."""
+        return cls(
+            **{
+                **row,
+                "status": ApprovalStatus(row["status"]),
+                "rollout_steps": tuple(row["rollout_steps"]),
+            }
+        )
+
     def to_json(self) -> dict[str, Any]:
-        data = self.model_dump(mode="json")
+        data: dict[str, Any] = _rollout_adapter().dump_python(self, mode="json")
         data["next_percentage"] = self.next_percentage
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Rollout:
-        """The inverse of ``to_json`` (``next_percentage`` is derived, so dropped)."""
-        return cls.model_validate({k: v for k, v in data.items() if k != "next_percentage"})
+        """The inverse of ``to_json`` (``next_percentage`` is derived, so dropped); a value
+        of the wrong type raises pydantic's ValidationError."""
+        return _rollout_adapter().validate_python(
+            {k: v for k, v in data.items() if k != "next_percentage"}
+        )
 
     @property
     def next_percentage(self) -> int | None:
@@ -249,6 +265,13 @@ class Rollout(BaseModel):
         return next_state(
             self.status, self.rollout_percentage, self.rollout_steps, RolloutAction.PROMOTE
         )[1]
+
+
+@functools.cache
+def _rollout_adapter() -> TypeAdapter[Rollout]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Rollout)
 
 
 _SELECT = (
@@ -270,7 +293,7 @@ def load(conn: psycopg.Connection[Any], run_id: UUID, *, lock: bool = False) -> 
     ).fetchone()
     if row is None:
         raise NotFound(f"run {run_id} has no approval request (only a successful patched run has)")
-    return Rollout.model_validate(row)
+    return Rollout.from_row(row)
 
 
 def in_rollout(
@@ -283,7 +306,7 @@ def in_rollout(
         "ORDER BY a.staged_at NULLS LAST, a.id",
         {"tt": tenant_type, "ti": tenant_id},
     ).fetchall()
-    return [Rollout.model_validate(r) for r in rows]
+    return [Rollout.from_row(r) for r in rows]
 
 
 # -- the rollout hook -------------------------------------------------------------------------
@@ -359,6 +382,8 @@ def render_hook(template: str, values: Mapping[str, str]) -> list[str]:
         if name not in values:
             raise ConfigError(f"SIMTUI_ROLLOUT_HOOK: unknown placeholder {{{name}}}")
         return values[name]
+
+    from simcore.config import HOOK_PLACEHOLDER  # with the settings, which a hook comes from
 
     return [HOOK_PLACEHOLDER.sub(fill, arg) for arg in argv]
 

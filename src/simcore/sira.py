@@ -36,8 +36,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from simcore.enums import SdkLanguage
 from simcore.errors import InvalidInput
-from simcore.model import SdkLanguage
 from simcore.redact import JsonValue, redact_json, redact_text
 
 EXPORT_FORMAT = "simtui.sira.anonymized_errors"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from simcore import journal, sira
 from simcore.artifacts import ArtifactStore, validate_key
-from simcore.model import JournalAction
+from simcore.enums import JournalAction
 from simcore.store import Database
 
 MAX_BATCH = 10_000

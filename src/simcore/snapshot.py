@@ -15,7 +15,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from simcore.approvals import Approval
-from simcore.model import ApprovalStatus, RunStatus
+from simcore.enums import ApprovalStatus, RunStatus
 
 RECENT_RUNS = 50
 PENDING_APPROVALS = 50

@@ -32,8 +32,8 @@ import psycopg
 from pydantic import BaseModel, ConfigDict
 
 from simcore.auth import Principal
+from simcore.enums import Role, TenantType
 from simcore.errors import InvalidInput, NotFound, SimError
-from simcore.model import Role, TenantType
 from simcore.store import Database
 
 TOKEN_PREFIX = "smt_"

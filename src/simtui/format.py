@@ -7,7 +7,7 @@ from uuid import UUID
 
 from rich.text import Text
 
-from simcore.model import ApprovalStatus, RunStatus
+from simcore.enums import ApprovalStatus, RunStatus
 from simcore.snapshot import Kpi
 
 STATUS_STYLE = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from textual.binding import Binding
 
 from simcore.auth import Permission, Principal
-from simcore.model import Role
+from simcore.enums import Role
 
 WRITE_ACTIONS: dict[str, tuple[Permission | Role, str]] = {
     "approve": (Permission.APPROVE, "approve patches"),

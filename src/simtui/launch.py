@@ -1,27 +1,32 @@
-"""The ``simtui`` command: the session first, then the dashboard.
+"""The ``simtui`` command: a child reads the first snapshot while the dashboard loads.
 
-A start waits on two things: the database (the embedded server may have to start, then a
-first snapshot is read) and the dashboard's modules (Textual, the screens, the engine under
-them). The first mostly waits on another process; the second keeps this one busy. So the
-session opens in a background thread before the dashboard is imported, and nothing here
-imports Textual: a stopped server starts while the screens load.
+A start waits on two things: the first snapshot (the settings, the engine and its driver, a
+connection, the embedded server if it must start) and the dashboard's modules (Textual, the
+screens). Each keeps a process busy, so a child forked first thing does the first
+(``simtui.prefetch``) while this process does the second, on the other core. Nothing here
+imports Textual, pydantic or the engine.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
 
-from simcore.errors import ConfigError, SimError
-from simtui.session import Session
+from simcore.enums import Role
+from simcore.errors import ConfigError, InvalidInput, SimError
+from simtui.session import Session, local_label
 
 if TYPE_CHECKING:
+    from simcore.config import Settings
     from simcore.snapshot import DashboardSnapshot
     from simtui.app import SimTUI
+    from simtui.prefetch import ChildPrefetch, Tell
 
 KEYMAP_ENV = "SIMTUI_KEYMAP"
 
@@ -40,8 +45,6 @@ def parse_keymap(text: str) -> dict[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from simcore.model import Role
-
     parser = argparse.ArgumentParser(
         prog="simtui",
         description="Terminal dashboard of the self-healing patch simulator. Local mode on "
@@ -68,20 +71,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass(frozen=True)
+class Settled:
+    """The prefetch child's early word: what the settings say, or why they are wrong."""
+
+    api_mode: bool = False
+    label: str = ""
+    """Local mode: where the data comes from (``session.local_label``)."""
+    error: SimError | None = None
+
+
 def prepare(
     argv: list[str] | None = None, app_class: Callable[[], type[SimTUI]] | None = None
 ) -> SimTUI:
     """What ``simtui`` does before it runs the app (the benchmark starts it the same way).
 
-    ``app_class`` gives the app's class (a subclass, for the benchmark) once the session is
-    on its way: getting it imports Textual.
+    ``app_class`` gives the app's class (a subclass, for the benchmark): getting it imports
+    Textual.
 
     The garbage collector pauses until the first full home screen: a start creates some
     130,000 objects (modules, classes, widgets), few of them garbage, and the collections
     that would run meanwhile cost about a tenth of the start.
 
     The first snapshot is read by a child forked first thing (``simtui.prefetch``): from
-    there on, it and this process (settings, then Textual and the screens) go side by side.
+    there on, it and this process (Textual and the screens) go side by side. The child reads
+    the settings first and tells what it found; in local mode this process then reads them
+    only when its session opens, after the first screen (they need pydantic, whose import
+    would cost that screen about a fifth of its start). Without a child (no fork), or in API
+    mode, this process reads them before the app runs, as it reports a bad one.
     """
     gc.disable()
     from simtui.prefetch import ChildPrefetch
@@ -92,59 +109,101 @@ def prepare(
         for session in opened:
             session.close()
 
-    child = ChildPrefetch.fork(lambda: _first_snapshot(argv, opened), close_opened)
-    args = _parser().parse_args(argv)
+    child = ChildPrefetch.fork(lambda tell: _first_snapshot(argv, opened, tell), close_opened)
     try:
-        from simcore.config import load_settings
-        from simcore.errors import InvalidInput
-        from simcore.model import Role
+        return _prepare_app(argv, child, app_class)
+    except BaseException:  # a bad argument or setting: reported, and no dashboard
+        if child is not None:
+            child.cancel()
+        raise
 
-        overrides = {k: v for k, v in (("api_url", args.api), ("token", args.token)) if v}
-        settings = load_settings(**overrides)
-        if settings.api_url:
-            if not settings.token:
-                raise InvalidInput("token", "API mode needs one: --token T or SIMTUI_TOKEN (an "
-                                   "ops creates it with `simcore token create`)")  # fmt: skip
-            from simcore.client import RemoteService
 
-            RemoteService(settings.api_url, settings.token).close()  # a bad URL is said now
-        elif args.token:
-            raise InvalidInput("token", "API mode only: give the API too (--api URL)")
+def _prepare_app(
+    argv: list[str] | None,
+    child: ChildPrefetch | None,
+    app_class: Callable[[], type[SimTUI]] | None,
+) -> SimTUI:
+    args = _parser().parse_args(argv)
+    role = Role(args.role) if args.role else None
+    try:
         keymap = parse_keymap(os.environ.get(KEYMAP_ENV, ""))
-        session = Session.from_settings(settings, role=Role(args.role) if args.role else None)
     except SimError as exc:
-        gc.enable()
-        print(f"simtui: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    session.prefetch(child)
+        _fail(exc)
     if app_class is None:
         from simtui.app import SimTUI
 
         cls = SimTUI
     else:
         cls = app_class()
+    settled = child.early() if child is not None else None
+    try:
+        if isinstance(settled, Settled) and settled.error is not None:
+            raise settled.error
+        if isinstance(settled, Settled) and not settled.api_mode:
+            if args.token:
+                raise InvalidInput("token", "API mode only: give the API too (--api URL)")
+            session = Session.for_database(
+                functools.partial(_load_settings, args), label=settled.label, role=role
+            )
+        else:
+            session = _session_from_settings(args, role)
+    except SimError as exc:
+        _fail(exc)
+    session.prefetch(child)
     app = cls(session, demo=args.demo, gc_paused=True)
     if keymap:
         app.set_keymap(keymap)
     return app
 
 
-def _first_snapshot(argv: list[str] | None, opened: list[Session]) -> DashboardSnapshot | None:
+def _fail(error: SimError) -> NoReturn:
+    gc.enable()
+    print(f"simtui: error: {error}", file=sys.stderr)
+    sys.exit(error.exit_code)
+
+
+def _load_settings(args: argparse.Namespace) -> Settings:
+    from simcore.config import load_settings
+
+    overrides = {k: v for k, v in (("api_url", args.api), ("token", args.token)) if v}
+    return load_settings(**overrides)
+
+
+def _session_from_settings(args: argparse.Namespace, role: Role | None) -> Session:
+    """The session, with the settings read here and checked as a start reports them."""
+    settings = _load_settings(args)
+    if settings.api_url:
+        if not settings.token:
+            raise InvalidInput("token", "API mode needs one: --token T or SIMTUI_TOKEN (an "
+                               "ops creates it with `simcore token create`)")  # fmt: skip
+        from simcore.client import RemoteService
+
+        RemoteService(settings.api_url, settings.token).close()  # a bad URL is said now
+    elif args.token:
+        raise InvalidInput("token", "API mode only: give the API too (--api URL)")
+    return Session.from_settings(settings, role=role)
+
+
+def _first_snapshot(
+    argv: list[str] | None, opened: list[Session], tell: Tell
+) -> DashboardSnapshot | None:
     """In the prefetch child: the snapshot the dashboard will show first, read as it would.
 
-    None in API mode (the dashboard reads through the API itself). A bad argument or setting
-    raises here as in the parent, where it is reported.
+    It tells the dashboard what it made of the settings as soon as it has read them. None in
+    API mode (the dashboard reads through the API itself). A bad argument or setting raises
+    here as in the parent, where it is reported.
     """
-    from simcore.config import load_settings
-    from simcore.model import Role
-
     args = _parser().parse_args(argv)
-    settings = load_settings(**{k: v for k, v in (("api_url", args.api),) if v})
+    try:
+        settings = _load_settings(args)
+    except SimError as exc:
+        tell(Settled(error=exc))
+        raise
+    tell(Settled(api_mode=bool(settings.api_url), label=local_label(settings)))
     if settings.api_url:
         return None
-    session = Session.from_settings(
-        settings, role=Role(args.role) if args.role else None, executor_factory=None
-    )
+    role = Role(args.role) if args.role else None
+    session = Session.from_settings(settings, role=role, executor_factory=None)
     opened.append(session)
     return session.snapshot()
 

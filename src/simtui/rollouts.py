@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from simcore.approvals import Approval
 from simcore.auth import Principal
+from simcore.enums import ApprovalStatus
 from simcore.errors import SimError
-from simcore.model import ApprovalStatus
 from simcore.rollout import (
     IN_ROLLOUT,
     Decision,

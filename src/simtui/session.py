@@ -26,9 +26,9 @@ from simcore.errors import ConfigError
 if TYPE_CHECKING:
     from simcore.auth import Permission, Principal
     from simcore.config import Settings
+    from simcore.enums import Role
     from simcore.events import Event, Listener
     from simcore.facade import Simulator
-    from simcore.model import Role
     from simcore.service import SimulatorService
     from simcore.snapshot import DashboardSnapshot
     from simcore.worker import Executor, Worker
@@ -84,6 +84,11 @@ def database_error() -> type[Exception]:
     import psycopg
 
     return psycopg.Error
+
+
+def local_label(settings: Settings) -> str:
+    """Where a local session's data comes from, for the status line."""
+    return "embedded db" if settings.database_url is None else "SIMTUI_DATABASE_URL"
 
 
 def default_executor(settings: Settings) -> Executor:
@@ -157,12 +162,38 @@ class Session:
 
             return cls(open_remote, label=f"API {api_url}", settings=settings, live_events=False)
 
+        return cls.for_database(
+            lambda: settings,
+            label=local_label(settings),
+            settings=settings,
+            role=role,
+            executor_factory=executor_factory,
+        )
+
+    @classmethod
+    def for_database(
+        cls,
+        load: Callable[[], Settings],
+        *,
+        label: str,
+        settings: Settings | None = None,
+        role: Role | None = None,
+        executor_factory: ExecutorFactory | None = default_executor,
+    ) -> Session:
+        """Local mode on the database, with the settings that ``load`` gives when the session
+        opens (``settings`` until then, if already read).
+
+        The dashboard's process builds its session this way once the prefetch child has read
+        the settings and found them good: reading them itself imports pydantic, which the
+        first screen does without (a fifth of its start).
+        """
         from simcore.auth import local_principal
-        from simcore.model import Role
+        from simcore.enums import Role
 
         principal = local_principal(role or Role.OPS)
 
         def open_local() -> tuple[Simulator, Principal]:
+            settings = session.settings = load()
             if settings.database_url is None:
                 # First, so that a stopped server starts while the engine's modules load.
                 from simcore.store import embedded
@@ -178,8 +209,7 @@ class Session:
                 raise
             return service, principal
 
-        label = "embedded db" if settings.database_url is None else "SIMTUI_DATABASE_URL"
-        return cls(
+        session = cls(
             open_local,
             label=label,
             settings=settings,
@@ -187,6 +217,7 @@ class Session:
             principal=principal,
             local_mode=True,
         )
+        return session
 
     @classmethod
     def attached(
@@ -402,7 +433,7 @@ class Session:
         from datetime import UTC, datetime
 
         from simcore.dashboard import approximate
-        from simcore.model import ApprovalStatus
+        from simcore.enums import ApprovalStatus
 
         runs = simulator.list_runs(principal, limit=500)
         simulations = {s.id: s for s in simulator.list_simulations(principal, limit=1000)}

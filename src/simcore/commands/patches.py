@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from simcore.commands._common import local_service, print_json, table
+from simcore.enums import PatchSeverity, SdkLanguage
 from simcore.errors import InvalidInput
-from simcore.model import PatchSeverity, SdkLanguage
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

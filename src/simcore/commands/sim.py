@@ -8,7 +8,7 @@ from typing import Any
 
 from simcore.commands._common import local_service, print_json, table
 from simcore.commands.scenario import read_scenario_arg
-from simcore.model import RunStatus, SdkLanguage, TenantType
+from simcore.enums import RunStatus, SdkLanguage, TenantType
 from simcore.templates import get_template
 
 

@@ -13,7 +13,7 @@ import sys
 from simcore.auth import local_principal
 from simcore.commands._common import age, print_json, table
 from simcore.config import load_settings
-from simcore.model import Role, TenantType
+from simcore.enums import Role, TenantType
 from simcore.service import SimulatorService
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from simcore.enums import RunStatus
 from simcore.gateway.scoring import PhaseScore
-from simcore.model import RunStatus
 
 PROTOCOL_VIOLATION = "protocol_violation"
 

@@ -15,8 +15,8 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from simcore import rollout
+from simcore.enums import ApprovalStatus
 from simcore.errors import Conflict, SimError
-from simcore.model import ApprovalStatus
 from simcore.rollout import MAX_REASON, RolloutAction
 from simtui import keys, rollouts
 from simtui.format import short_id

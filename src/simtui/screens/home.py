@@ -27,8 +27,8 @@ from textual.widgets import DataTable, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from simcore.approvals import Approval
+from simcore.enums import ApprovalStatus, RunStatus
 from simcore.errors import SimError
-from simcore.model import ApprovalStatus, RunStatus
 from simcore.rollout import RolloutAction
 from simcore.snapshot import DashboardSnapshot, RecentRun
 from simtui import format as fmt

@@ -19,7 +19,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
 from simcore.approvals import Approval
-from simcore.model import ApprovalStatus
+from simcore.enums import ApprovalStatus
 from simcore.snapshot import LanguageRate, RecentRun
 from simtui import format as fmt
 from simtui.rollouts import Canary
