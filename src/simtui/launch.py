@@ -141,7 +141,7 @@ def _prepare_app(
             raise settled.error
         if isinstance(settled, Settled) and not settled.api_mode:
             if args.token:
-                raise InvalidInput("token", "API mode only: give the API too (--api URL)")
+                raise _token_without_api()
             session = Session.for_database(
                 functools.partial(_load_settings, args), label=settled.label, role=role
             )
@@ -154,6 +154,10 @@ def _prepare_app(
     if keymap:
         app.set_keymap(keymap)
     return app
+
+
+def _token_without_api() -> InvalidInput:
+    return InvalidInput("token", "API mode only: give the API too (--api URL)")
 
 
 def _fail(error: SimError) -> NoReturn:
@@ -180,7 +184,7 @@ def _session_from_settings(args: argparse.Namespace, role: Role | None) -> Sessi
 
         RemoteService(settings.api_url, settings.token).close()  # a bad URL is said now
     elif args.token:
-        raise InvalidInput("token", "API mode only: give the API too (--api URL)")
+        raise _token_without_api()
     return Session.from_settings(settings, role=role)
 
 
