@@ -180,8 +180,10 @@ def test_the_command_reads_the_first_snapshot_in_a_child(
         "pydantic": [m for m in ("pydantic", "simcore.config", "simcore.model")
                      if m in sys.modules],
         "settings": session.settings is not None,
+        "after_open": (session.open(), session.settings is not None)[1],
         "may_approve": session.can(__import__("simcore.auth").auth.Permission.APPROVE),
     }))
+    session.close()
     """,
         env,
     )
@@ -192,6 +194,7 @@ def test_the_command_reads_the_first_snapshot_in_a_child(
     # The child checked the settings: this process reads them when its session opens, and
     # has not imported pydantic for the first screen.
     assert out["pydantic"] == [] and out["settings"] is False
+    assert out["after_open"] is True  # read when the session opened
 
 
 @pytest.mark.parametrize(
