@@ -40,8 +40,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from simtui.app import SimTUI
     from simtui.messages import HomeReady
+    from simtui.widgets.tables import ApprovalsTable
 
 TARGET_WARM_S = 1.0
 TARGET_COLD_S = 1.6
@@ -244,8 +247,26 @@ def _bench_app(result: dict[str, Any], idle_seconds: float) -> type[SimTUI]:
     return Bench
 
 
+def _shown_pending(table: ApprovalsTable, approval_id: UUID) -> bool:
+    from simcore.enums import ApprovalStatus
+
+    shown = table.approval_of.get(str(approval_id))
+    return shown is not None and shown.status is ApprovalStatus.PENDING
+
+
+def _first_pending_row(table: ApprovalsTable) -> int:
+    from simcore.enums import ApprovalStatus
+
+    for index, row in enumerate(table.ordered_rows):
+        shown = table.approval_of.get(str(row.key.value))
+        if shown is not None and shown.status is ApprovalStatus.PENDING:
+            return index
+    raise SystemExit("no pending approval left in the queue")
+
+
 def child_approvals(count: int) -> None:
     from simcore.config import load_settings
+    from simcore.enums import ApprovalStatus
     from simtui.app import SimTUI
     from simtui.screens.note import NoteScreen
     from simtui.session import Session
@@ -272,7 +293,9 @@ def child_approvals(count: int) -> None:
             table = app.home.query_one(ApprovalsTable)
             table.focus()
             for _ in range(count):
-                before = table.row_count
+                table.move_cursor(row=_first_pending_row(table))
+                chosen = table.selected_approval
+                assert chosen is not None and chosen.status is ApprovalStatus.PENDING
                 await pilot.press("a")
                 while not isinstance(app.screen, NoteScreen):
                     await pilot.pause(0.01)
@@ -282,7 +305,9 @@ def child_approvals(count: int) -> None:
                 while len(committed) == seen:
                     await asyncio.sleep(0.001)
                 latencies.append(committed[-1] - pressed)
-                while table.row_count >= before:  # wait for the refresh before the next one
+                # Wait for the refresh before the next one: the approval is shown decided or
+                # gone (the queue shows at most 50 rows, so the count alone may not move).
+                while _shown_pending(table, chosen.id):
                     await pilot.pause(0.02)
         return latencies
 
