@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, cast
 
 from simcore.errors import ConfigError
 
-# The engine is imported where it is used, not here: main() creates the session and starts
-# the database in the background before the dashboard's own modules are imported, so that
-# the two overlap (in API mode, the local engine is never imported at all).
+# The engine is imported where it is used, not here: the dashboard's first screen, drawn
+# from a snapshot that a child process read (simtui.prefetch), does without it, and in API
+# mode the local engine is never imported at all.
 if TYPE_CHECKING:
     from simcore.auth import Permission, Principal
     from simcore.config import Settings

@@ -155,13 +155,15 @@ class HomeScreen(BaseScreen):
         # The snapshot read while the app loaded is here: shown before the first paint, the
         # first screen is drawn once, full, rather than empty and then again.
         self._refreshing = True
-        if self.session.is_open:  # read by a thread of this process, which opened the session
+        # Read by a thread of this process, which opened the session; else by a child
+        # process, and this one opens its session after the first paint.
+        opened = self.session.is_open
+        if opened:
             self._opened = True
             self.refresh_bindings()  # as SessionOpened does
-            self.on_snapshot_ready(SnapshotReady(snapshot))
+        self.on_snapshot_ready(SnapshotReady(snapshot))
+        if opened:
             self.tui.after_open()
-        else:  # read by a child process: this one opens its session after the first paint
-            self.on_snapshot_ready(SnapshotReady(snapshot))
 
     # -- scheduling ---------------------------------------------------------------------------
 
