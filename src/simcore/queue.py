@@ -748,7 +748,9 @@ def send_notifications(conn: psycopg.Connection[Any], events: list[tuple[str, st
     )
 
 
-def open_worker_pool(db: Database, max_size: int) -> ConnectionPool[psycopg.Connection[Any]]:
+def open_worker_pool(
+    db: Database, max_size: int, *, name: str = "simcore-worker"
+) -> ConnectionPool[psycopg.Connection[Any]]:
     """Connections for a worker's own queue statements: autocommit, one statement each.
 
     Session settings say that these connections journal their own status changes and send
@@ -775,7 +777,7 @@ def open_worker_pool(db: Database, max_size: int) -> ConnectionPool[psycopg.Conn
         },
         configure=configure,
         open=False,
-        name="simcore-worker",
+        name=name,
         reconnect_timeout=60.0,
     )
     try:

@@ -240,3 +240,33 @@ def test_a_stopping_worker_seals_its_entries_after_another_sealer(
     assert not thread.is_alive() and worker.completed == 2
     result = journal.verify(service.db, seal_first=False)
     assert result.ok and result.pending == 0 and result.checked == 2 * 4
+
+
+def test_a_one_slot_worker_sends_every_run_to_one_server_process(
+    service: SimulatorService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The slot's statements have connections of their own: the upkeep (seals, notifications)
+    # never takes the slot's, so each run's statement goes to the server process that ran the
+    # last one (cheaper for the server than connections taking turns).
+    from simcore import journal
+
+    pids: dict[str, set[int]] = {"step": set(), "upkeep": set()}
+
+    def recording(name: str, fn: Any) -> Any:
+        def call(conn: Any, *args: Any, **kwargs: Any) -> Any:
+            pids[name].add(conn.info.backend_pid)
+            return fn(conn, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(queue, "step", recording("step", queue.step))
+    monkeypatch.setattr(queue, "send_notifications", recording("upkeep", queue.send_notifications))
+    monkeypatch.setattr(journal, "seal_once", recording("upkeep", journal.seal_once))
+    sim = make_simulation(service)
+    for seed in range(6):
+        service.launch_run(OPS, sim.id, seed)
+    worker = Worker(service.db, ScriptedExecutor(), exit_when_idle=True, on_event=lambda m: None)
+    worker.run()
+    assert worker.completed == 6
+    assert len(pids["step"]) == 1, pids
+    assert pids["upkeep"] and not pids["upkeep"] & pids["step"], pids
