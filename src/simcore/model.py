@@ -15,29 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from simcore.enums import (
     ApprovalStatus as ApprovalStatus,
-)
-from simcore.enums import (
     ErrorKind as ErrorKind,
-)
-from simcore.enums import (
     JournalAction as JournalAction,
-)
-from simcore.enums import (
     PatchSeverity as PatchSeverity,
-)
-from simcore.enums import (
     PatchSource as PatchSource,
-)
-from simcore.enums import (
     Role as Role,
-)
-from simcore.enums import (
     RunStatus as RunStatus,
-)
-from simcore.enums import (
     SdkLanguage as SdkLanguage,
-)
-from simcore.enums import (
     TenantType as TenantType,
 )
 from simcore.errors import InvalidInput

@@ -28,10 +28,12 @@ from simcore import journal
 from simcore.enums import JournalAction, RunStatus
 from simcore.errors import Conflict, InvalidInput, NotFound
 from simcore.events import LOGS_CHANNEL, RUNS_CHANNEL
-from simcore.store import Database
-from simcore.store import patches as patch_store
-from simcore.store import runs as run_store
-from simcore.store import simulations as sim_store
+from simcore.store import (
+    Database,
+    patches as patch_store,
+    runs as run_store,
+    simulations as sim_store,
+)
 
 DEFAULT_LEASE = timedelta(seconds=30)
 PURGE_AFTER = timedelta(hours=24)

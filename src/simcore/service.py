@@ -41,10 +41,13 @@ from simcore.model import (
     TenantType,
 )
 from simcore.snapshot import DashboardSnapshot
-from simcore.store import Database, migrate
-from simcore.store import patches as patch_store
-from simcore.store import runs as run_store
-from simcore.store import simulations as sim_store
+from simcore.store import (
+    Database,
+    migrate,
+    patches as patch_store,
+    runs as run_store,
+    simulations as sim_store,
+)
 
 RUNNABLE_LANGUAGES = (SdkLanguage.NODE, SdkLanguage.PYTHON)
 

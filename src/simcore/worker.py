@@ -35,9 +35,7 @@ from simcore.artifacts import ArtifactStore, archive_run
 from simcore.errors import DatabaseUnavailable, SimError
 from simcore.events import RUNS_CHANNEL, Event, Listener
 from simcore.model import Patch, RunStatus, Simulation
-from simcore.store import Database
-from simcore.store import patches as patch_store
-from simcore.store import simulations as sim_store
+from simcore.store import Database, patches as patch_store, simulations as sim_store
 
 _log = logging.getLogger("simcore.worker")
 T = TypeVar("T")

@@ -29,8 +29,8 @@ from tests.api.conftest import (
     LiveServer,
     Tokens,
     client_for,
+    finish_run as finish,
 )
-from tests.api.conftest import finish_run as finish
 
 ROLES = ("ops", "dev", "auditor", "sira")
 TOKEN_OF = {"ops": "ops", "dev": "dev_a", "auditor": "auditor", "sira": "sira"}

@@ -25,8 +25,7 @@ from simcore.errors import SimError
 from simcore.model import Role
 from simcore.service import SimulatorService
 from simcore.templates import get_template
-from tests.api.conftest import ADMIN, LAUNCHER, Env, LiveServer, client_for
-from tests.api.conftest import finish_run as finish
+from tests.api.conftest import ADMIN, LAUNCHER, Env, LiveServer, client_for, finish_run as finish
 from tests.api.test_authz import ROLES, TOKEN_OF, World, build_world
 
 

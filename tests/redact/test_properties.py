@@ -17,8 +17,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from simcore.redact import find_pii, redact_json, redact_text
 from simcore.sira import anonymize_errors, build_export_batch, hash_input

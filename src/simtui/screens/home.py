@@ -31,8 +31,7 @@ from simcore.enums import ApprovalStatus, RunStatus
 from simcore.errors import SimError
 from simcore.rollout import RolloutAction
 from simcore.snapshot import DashboardSnapshot, RecentRun
-from simtui import format as fmt
-from simtui import keys
+from simtui import format as fmt, keys
 from simtui.keys import ROLLOUT_ACTIONS, rollout_bindings, write_binding
 from simtui.messages import (
     ActionDone,

@@ -26,8 +26,7 @@ from simcore.patches import default_patch
 from simcore.queue import MAX_SEED
 from simcore.service import RUNNABLE_LANGUAGES
 from simcore.templates import TEMPLATES, Template
-from simtui import format as fmt
-from simtui import keys
+from simtui import format as fmt, keys
 from simtui.demo import SEED
 from simtui.keys import write_binding
 from simtui.messages import ActionDone, ActionFailed, PatchesLoaded
