@@ -262,14 +262,14 @@ class RemoteService:
         self,
         principal: Principal,
         simulation_id: str | UUID,
-        seed: int,
+        seed: int | None,
         idempotency_key: str | None = None,
     ) -> LaunchResult:
         sid = _uuid(simulation_id, "simulation_id")
         response = self._request(
             "POST",
             f"/api/simulator/{sid}/run",
-            body={"seed": seed},
+            body={} if seed is None else {"seed": seed},
             headers={"Idempotency-Key": idempotency_key} if idempotency_key is not None else {},
             fields={"Idempotency-Key": "idempotency_key"},
         )

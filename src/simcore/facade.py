@@ -49,9 +49,12 @@ class Simulator(Protocol):
         self,
         principal: Principal,
         simulation_id: str | UUID,
-        seed: int,
+        seed: int | None,
         idempotency_key: str | None = None,
-    ) -> LaunchResult: ...
+    ) -> LaunchResult:
+        """Queue a run. ``seed`` None draws one; with a key used before, it matches that
+        run's seed (a retry typed without a seed finds its run)."""
+        ...
 
     def rerun(self, principal: Principal, run_id: str | UUID) -> LaunchResult: ...
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,6 +39,8 @@ from simcore.store import (
 DEFAULT_LEASE = timedelta(seconds=30)
 PURGE_AFTER = timedelta(hours=24)
 MAX_SEED = 2**63 - 1
+DRAWN_SEED_LIMIT = 2**31
+"""A seed drawn for a launch without one is below this: short enough to read out and type."""
 
 RUN_COLUMNS = run_store.COLUMNS
 
@@ -49,8 +52,10 @@ class Launch:
     """False when the idempotency key named a run launched before."""
 
 
-def _validate_launch(seed: int, idempotency_key: str | None) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+def _validate_launch(seed: int | None, idempotency_key: str | None) -> None:
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED
+    ):
         raise InvalidInput("seed", f"must be an integer from 0 to {MAX_SEED}")
     if idempotency_key is not None and not (
         1 <= len(idempotency_key) <= 255 and idempotency_key.isprintable()
@@ -61,14 +66,22 @@ def _validate_launch(seed: int, idempotency_key: str | None) -> None:
 def launch_run(
     db: Database,
     simulation_id: UUID,
-    seed: int,
+    seed: int | None,
     idempotency_key: str | None,
     actor: str,
     *,
     max_attempts: int = 3,
 ) -> Launch:
-    """Queue a run; the same key (within the simulation's tenant) returns the same run."""
+    """Queue a run; the same key (within the simulation's tenant) returns the same run.
+
+    ``seed`` None draws one for a new run. With a key already used, None matches the first
+    run's seed, whatever it was: a launch retried as it was first typed (no seed) finds its
+    run again instead of conflicting with the seed drawn the first time.
+    """
     _validate_launch(seed, idempotency_key)
+    explicit = seed is not None
+    if seed is None:
+        seed = secrets.randbelow(DRAWN_SEED_LIMIT)
     with db.transaction() as conn:
         journal.mark_journaled(conn)
         sim = conn.execute(
@@ -114,7 +127,7 @@ def launch_run(
             (sim["tenant_type"], sim["tenant_id"], idempotency_key),
         ).fetchone()
     assert existing is not None
-    if existing["simulation_id"] != simulation_id or existing["seed"] != seed:
+    if existing["simulation_id"] != simulation_id or (explicit and existing["seed"] != seed):
         raise Conflict(
             f"Idempotency-Key {idempotency_key!r} was already used for run {existing['id']} "
             f"(simulation {existing['simulation_id']}, seed {existing['seed']}); "

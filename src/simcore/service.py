@@ -272,7 +272,7 @@ class SimulatorService:
         self,
         principal: Principal,
         simulation_id: str | UUID,
-        seed: int,
+        seed: int | None,
         idempotency_key: str | None = None,
     ) -> LaunchResult:
         from simcore import queue

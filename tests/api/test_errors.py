@@ -124,7 +124,6 @@ def test_a_body_that_is_not_a_json_object(
         ({"seed": 2**63}, "seed"),
         ({"seed": True}, "seed"),
         ({"seed": 1.5}, "seed"),
-        ({}, "seed"),
         ({"seed": 1, "speed": 2}, "speed"),
     ],
 )
@@ -148,6 +147,25 @@ def test_idempotency_key_reuse_is_a_conflict(ops: httpx.Client, sim_id: str) -> 
     for path, seed in ((f"/api/simulator/{sim_id}/run", 2), (f"/api/simulator/{other}/run", 1)):
         error = error_of(ops.post(path, json={"seed": seed}, headers=headers), 409)
         assert key in error["message"]
+
+
+def test_a_launch_without_a_seed_draws_one_and_its_retry_finds_the_run(
+    ops: httpx.Client, sim_id: str
+) -> None:
+    headers = {"Idempotency-Key": f"no-seed-{uuid.uuid4()}"}
+    url = f"/api/simulator/{sim_id}/run"
+    first = ops.post(url, json={}, headers=headers)
+    assert first.status_code == 201, first.text
+    run = first.json()["run"]
+    assert 0 <= run["seed"] < 2**31
+    # The same request again (a client retrying after a lost answer): the same run.
+    again = ops.post(url, json={}, headers=headers)
+    assert again.status_code == 200 and again.json()["run"]["id"] == run["id"]
+    # Naming the seed it got is the same launch too; naming another is a conflict.
+    same = ops.post(url, json={"seed": run["seed"]}, headers=headers)
+    assert same.status_code == 200 and same.json()["run"]["id"] == run["id"]
+    error = error_of(ops.post(url, json={"seed": run["seed"] + 1}, headers=headers), 409)
+    assert str(run["seed"]) in error["message"]
 
 
 @pytest.mark.parametrize(

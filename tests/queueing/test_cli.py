@@ -83,6 +83,12 @@ def test_cancel_and_bad_patch_and_conflicts(env: dict[str, str], tmp_path: Any) 
     assert again.returncode == 2 and "already cancelled" in again.stderr
     conflict = sc(env, "sim", "run", sim, "--seed", "2", "--idempotency-key", "k1", ok=False)
     assert conflict.returncode == 2 and "already used" in conflict.stderr
+    # The same command typed twice without --seed is a retry: the run, and the seed it got.
+    typed = [sc(env, "sim", "run", sim, "--idempotency-key", "k2") for _ in range(2)]
+    assert typed[0].stdout == typed[1].stdout and typed[0].stdout.strip() != run_id
+    seeds = [line for t in typed for line in t.stderr.splitlines() if line.startswith("seed ")]
+    assert len(seeds) == 2 and seeds[0] == seeds[1], [t.stderr for t in typed]
+    assert "same run" in typed[1].stderr and "same run" not in typed[0].stderr
     bad = sc(env, "sim", "run", sim, "--seed", "3", "--wait", ok=False)
     assert bad.returncode == 1
     assert "status     failed" in bad.stdout and "duplicate charge" in bad.stdout

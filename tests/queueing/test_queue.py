@@ -43,6 +43,24 @@ def test_same_key_same_run_and_conflict_on_other_seed(service: SimulatorService)
     assert _actions(service, first.run.id) == ["queued"]
 
 
+def test_a_launch_without_a_seed_is_retried_with_its_key(service: SimulatorService) -> None:
+    sim = make_simulation(service)
+    first = service.launch_run(OPS, sim.id, None, "typed-twice")
+    assert first.created and 0 <= first.run.seed < queue.DRAWN_SEED_LIMIT
+    again = service.launch_run(OPS, sim.id, None, "typed-twice")
+    assert not again.created and again.run.id == first.run.id
+    assert service.launch_run(OPS, sim.id, first.run.seed, "typed-twice").run.id == first.run.id
+    with pytest.raises(Conflict, match=f"seed {first.run.seed}"):
+        service.launch_run(OPS, sim.id, first.run.seed + 1, "typed-twice")
+    # Keyed on a seed named first, a retry without one is still that run.
+    named = service.launch_run(OPS, sim.id, 424242, "named-first")
+    assert service.launch_run(OPS, sim.id, None, "named-first").run.id == named.run.id
+    # Without a key, each launch is a new run with a seed of its own.
+    seeds = {service.launch_run(OPS, sim.id, None).run.seed for _ in range(5)}
+    assert len(seeds) > 1
+    assert _actions(service, first.run.id) == ["queued"]
+
+
 def test_key_is_scoped_to_the_tenant(service: SimulatorService) -> None:
     a = make_simulation(service, tenant_type="merchant", tenant_id="m-1")
     b = make_simulation(service, tenant_type="merchant", tenant_id="m-2")

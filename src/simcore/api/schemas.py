@@ -141,13 +141,17 @@ def _whole_number(value: Any) -> Any:
 
 
 class RunBody(_Body):
-    seed: Annotated[int, BeforeValidator(_whole_number)] = Field(
+    seed: Annotated[int | None, BeforeValidator(_whole_number)] = Field(
+        default=None,
         ge=0,
         # The engine takes seeds up to 2**63 - 1, but a JSON number past 2**53 - 1 is rounded
         # by most parsers on the way: such a seed would silently become another one.
         le=JSON_SAFE_MAX,
         strict=True,
-        description="Same seed, same run, byte for byte.",
+        description=(
+            "Same seed, same run, byte for byte. Left out, the server draws one (the run "
+            "shows it); a retry with the same Idempotency-Key and no seed returns the first run."
+        ),
     )
 
 

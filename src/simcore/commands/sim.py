@@ -45,7 +45,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     run = cmds.add_parser("run", help="launch a run; prints the run id")
     run.add_argument("simulation_id")
-    run.add_argument("--seed", type=int, default=None, help="default: a random seed, printed")
+    run.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="default: a random seed, printed; with an --idempotency-key used before, that run's",
+    )
     run.add_argument("--idempotency-key")
     run.add_argument(
         "--wait",
@@ -126,13 +131,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import random
-
-    seed = args.seed if args.seed is not None else random.randrange(2**31)
-    if args.seed is None:
-        print(f"seed {seed}", file=sys.stderr)
     with local_service() as (service, who):
-        launch = service.launch_run(who, args.simulation_id, seed, args.idempotency_key)
+        # No --seed: the queue draws one, or, for a key used before, finds that run, so that
+        # the same command typed again is a retry and not a conflict.
+        launch = service.launch_run(who, args.simulation_id, args.seed, args.idempotency_key)
+        if args.seed is None:
+            print(f"seed {launch.run.seed}", file=sys.stderr)
         if not launch.created:
             print(
                 f"idempotency key {args.idempotency_key!r} already used: same run", file=sys.stderr
