@@ -6,6 +6,7 @@ Authorization and tenant scope are enforced here, once. Another tenant's resourc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -59,6 +60,51 @@ def _uuid(value: str | UUID, field: str) -> UUID:
         return UUID(str(value))
     except ValueError:
         raise InvalidInput(field, f"not a valid id: {value!r}") from None
+
+
+_SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+MAX_PATCH_CODE = 65536
+
+
+def _check_new_patch(patch: Patch) -> None:
+    """The registry's rules for a new patch, checked before the database sees it: each
+    broken one is named by its field (the CLI and the dashboard have no schema in front)."""
+    texts = {
+        "error_signature": patch.error_signature,
+        "patch_code": patch.patch_code,
+        "rollback_code": patch.rollback_code,
+        "description": patch.description,
+        "version": patch.version,
+        "slug": patch.slug or "",
+    }
+    for name, text in texts.items():
+        if "\x00" in text:
+            raise InvalidInput(f"patch.{name}", "must not contain NUL characters")
+    if not patch.error_signature.strip() or len(patch.error_signature) > 200:
+        raise InvalidInput("patch.error_signature", "must be 1 to 200 characters of visible text")
+    if patch.slug is not None and not _SLUG.fullmatch(patch.slug):
+        raise InvalidInput(
+            "patch.slug", "1 to 80 of a-z 0-9 . _ - (starting with a letter or a digit)"
+        )
+    if not patch.version.strip() or len(patch.version) > 50:
+        raise InvalidInput("patch.version", "must be 1 to 50 characters of visible text")
+    if len(patch.description) > 2000:
+        raise InvalidInput("patch.description", "must be at most 2000 characters")
+    if len(patch.patch_code) > MAX_PATCH_CODE or not patch.patch_code.strip():
+        raise InvalidInput("patch.patch_code", f"must be 1 to {MAX_PATCH_CODE} characters")
+    if len(patch.rollback_code) > MAX_PATCH_CODE:
+        raise InvalidInput("patch.rollback_code", f"must be at most {MAX_PATCH_CODE} characters")
+    from simcore import patch_check
+
+    language = patch.sdk_language.value
+    for name, code in (("patch_code", patch.patch_code), ("rollback_code", patch.rollback_code)):
+        if not code.strip():
+            continue
+        error = patch_check.compile_error(language, code)
+        if error is not None:
+            raise InvalidInput(
+                f"patch.{name}", f"does not compile as a {language} patch body: {error}"
+            )
 
 
 @dataclass(frozen=True)
@@ -391,8 +437,7 @@ class SimulatorService:
             patch = Patch.model_validate(payload)
         except ValidationError as exc:
             raise InvalidInput.from_validation("patch", exc) from None
-        if len(patch.patch_code) > 65536 or not patch.patch_code.strip():
-            raise InvalidInput("patch.patch_code", "must be 1 to 65536 characters")
+        _check_new_patch(patch)
         with self.db.transaction() as conn:
             if patch.slug:
                 clash = conn.execute(

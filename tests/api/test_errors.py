@@ -253,9 +253,14 @@ def test_a_bad_patch_names_the_field(ops: httpx.Client) -> None:
         ({"patch_code": ""}, "patch_code"),
         ({"source": "builtin"}, "source"),
         ({"patch_code": "x" * 70000}, "patch_code"),
+        ({"patch_code": "if ctx.error.status == 401\n    ctx.retry()"}, "patch_code"),
+        ({"rollback_code": "ctx.client.timeout_ms = ("}, "rollback_code"),
+        ({"sdk_language": "node", "patch_code": "ctx.retry(;"}, "patch_code"),
     ):
         error = error_of(ops.post("/api/simulator/patches", json={**base, **change}), 422)
         assert error["field"] == field
+        if "ctx" in str(change):
+            assert "does not compile" in error["message"] and "SyntaxError" in error["message"]
     dup = {**base, "slug": f"dup-{uuid.uuid4().hex[:8]}"}
     assert ops.post("/api/simulator/patches", json=dup).status_code == 201
     error = error_of(ops.post("/api/simulator/patches", json=dup), 422)

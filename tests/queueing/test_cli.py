@@ -104,6 +104,23 @@ def test_patches_add_show_and_errors(env: dict[str, str], tmp_path: Any) -> None
     assert dup.returncode == 2 and "patch.slug" in dup.stderr
     missing = add_timeout_patch(env, str(tmp_path / "nope.py"), ok=False)
     assert missing.returncode == 2 and "patch_file: cannot read" in missing.stderr
+    # What the API's schema refuses, the CLI refuses too, by field, before the database.
+    registry = sc(env, "patches", "list").stdout
+    broken = tmp_path / "broken.py"
+    broken.write_text("ctx.client.timeout_ms = 9000\nif ctx.error:\nctx.retry()\n")
+    refused = add_timeout_patch(env, str(broken), ok=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "patch.patch_code: does not compile as a python patch body" in refused.stderr
+    assert "(line 3)" in refused.stderr, refused.stderr
+    blank = sc(env, "patches", "add", "--language", "python", "--error-signature", " ",
+               "--patch-file", str(code), ok=False)  # fmt: skip
+    assert blank.returncode == 2 and "patch.error_signature" in blank.stderr
+    js = tmp_path / "broken.js"
+    js.write_text("ctx.retry(\n")
+    node = sc(env, "patches", "add", "--language", "node", "--error-signature", "timeout",
+              "--patch-file", str(js), ok=False)  # fmt: skip
+    assert node.returncode == 2 and "patch.patch_code: does not compile as a node" in node.stderr
+    assert sc(env, "patches", "list").stdout == registry  # nothing half-added
     wrong_lang = sc(
         env,
         "sim",

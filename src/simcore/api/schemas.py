@@ -168,8 +168,15 @@ class RejectionBody(_Body):
 class PatchCreateBody(_Body):
     sdk_language: SdkLanguage
     error_signature: Text = Field(min_length=1, max_length=200)
-    patch_code: NonBlankText = Field(max_length=MAX_CODE)
-    rollback_code: Text = Field(default="", max_length=MAX_CODE)
+    patch_code: NonBlankText = Field(
+        max_length=MAX_CODE,
+        description="The body of a function of `ctx`; python and node bodies must compile.",
+    )
+    rollback_code: Text = Field(
+        default="",
+        max_length=MAX_CODE,
+        description="The body of a function of `ctx` that restores the client; must compile.",
+    )
     slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
     description: Text = Field(default="", max_length=2000)
     version: Text = Field(default="1.0.0", min_length=1, max_length=50)
