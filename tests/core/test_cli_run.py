@@ -106,6 +106,39 @@ def test_a_patch_from_files(
     assert json.loads(first)["patch"]["source"] == "ops"
 
 
+@pytest.mark.parametrize(
+    ("language", "patch", "rollback", "needle"),
+    [
+        ("python", "if ctx.error:\nctx.retry()\n", "", "patch-file: does not compile as a python"),
+        ("python", "ctx.retry()\n", "ctx.client.timeout_ms = (\n", "rollback-file: does not"),
+        ("node", "ctx.retry(;\n", "", "patch-file: does not compile as a node patch body"),
+    ],
+)
+def test_a_patch_file_that_does_not_compile_is_bad_input(
+    in_process: Callable[..., tuple[int, str, str]],
+    tmp_path: Path,
+    language: str,
+    patch: str,
+    rollback: str,
+    needle: str,
+) -> None:
+    (tmp_path / "patch").write_text(patch)
+    args = [
+        "--template",
+        "timeout",
+        "--language",
+        language,
+        "--patch-file",
+        str(tmp_path / "patch"),
+    ]
+    if rollback:
+        (tmp_path / "rollback").write_text(rollback)
+        args += ["--rollback-file", str(tmp_path / "rollback")]
+    status, out, err = in_process(*args)
+    assert status == 2 and needle in err and "SyntaxError" in err, (out, err)
+    assert out == ""
+
+
 def test_no_patch_is_the_baseline(in_process: Callable[..., tuple[int, str, str]]) -> None:
     status, out, _ = in_process("--template", "rate_limited", "--no-patch", "--json")
     report = json.loads(out)

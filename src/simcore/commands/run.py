@@ -79,6 +79,14 @@ def _choose_patch(args: argparse.Namespace, scenario: Scenario, language: str) -
     if args.patch_file:
         code = _read_code(args.patch_file, "patch-file")
         rollback = _read_code(args.rollback_file, "rollback-file") if args.rollback_file else ""
+        # Refused here as the registry refuses it: a file that does not compile is a typo to
+        # fix, not a patch to judge.
+        from simcore import patch_check
+
+        for field, body in (("patch-file", code), ("rollback-file", rollback)):
+            error = patch_check.compile_error(language, body) if body.strip() else None
+            if error is not None:
+                raise InvalidInput(field, f"does not compile as a {language} patch body: {error}")
         # Named by content, so the same file gives the same report byte for byte.
         digest = hashlib.sha256(f"{language}\0{code}\0{rollback}".encode()).hexdigest()
         return Patch(
