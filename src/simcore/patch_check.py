@@ -48,6 +48,10 @@ def python_error(code: str) -> str | None:
         return f"SyntaxError: {exc.msg} (line {max((exc.lineno or 2) - 1, 1)})"
     except ValueError as exc:  # NUL bytes in the source
         return f"ValueError: {exc}"
+    except (MemoryError, RecursionError):
+        # What CPython's parser and compiler raise on deeply nested code ("-" * 60000 + "1"):
+        # the runner could not compile it either.
+        return "too deeply nested to compile"
     return None
 
 
