@@ -65,6 +65,19 @@ def test_a_patch_that_never_returns_is_killed_at_the_deadline(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
+def test_a_patch_too_deeply_nested_to_compile_fails_with_that_reason(
+    backend: ProcessBackend, language: str
+) -> None:
+    # Under the 64 KiB limit; CPython answers it with MemoryError, V8 with RangeError.
+    report = _hostile(backend, language, "-" * 60000 + "1")
+    assert report.status is RunStatus.FAILED
+    assert report.reasons[0] in (
+        "patch raised: too deeply nested to compile",
+        "patch raised: RangeError: Maximum call stack size exceeded",
+    ), report.reasons
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_a_patch_that_raises_is_rolled_back_at_once_and_disabled(
     backend: ProcessBackend, language: str
 ) -> None:

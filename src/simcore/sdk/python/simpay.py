@@ -318,6 +318,13 @@ class Patch:
                 )
                 self.compile_error = f"SyntaxError: {exc.msg} ({where})"
                 return
+            except (MemoryError, RecursionError):
+                # CPython's answer to deeply nested code, which no SyntaxError describes.
+                self.function = None
+                self.compile_error = "too deeply nested to compile" + (
+                    " (rollback)" if field != "code" else ""
+                )
+                return
             if field == "code":
                 self.function = function
             else:
