@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from simcore import journal, rollout
+from simcore import journal, rollout, safe_text
 from simcore.enums import ApprovalStatus, JournalAction, RunStatus
 from simcore.errors import Conflict, Forbidden, InvalidInput, NotFound
 from simcore.rollout import RolloutAction
@@ -117,6 +117,7 @@ def decide(
     """Approve or reject the pending approval of a run; the reasons for a refusal are precise."""
     if notes is not None and len(notes) > MAX_NOTES:
         raise InvalidInput("approval_notes", f"at most {MAX_NOTES} characters")
+    safe_text.check("approval_notes", notes)
     run = conn.execute(
         "SELECT id, simulation_id, status, patch_id, launched_by FROM sdk_simulation_runs "
         "WHERE id = %s FOR UPDATE",

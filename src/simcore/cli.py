@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any, TextIO
 
-from simcore import __version__
+from simcore import __version__, safe_text
 from simcore.commands import COMMAND_MODULES
 from simcore.errors import SimError
 
@@ -19,6 +20,28 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse prints the whole usage; one line naming the problem is easier to act on.
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _TerminalSafe:
+    """A text stream that writes what it is given with control characters replaced.
+
+    What the commands print comes from people and sandboxes (names, notes, reasons, patch
+    code); whatever a row holds, it cannot become a terminal escape in the reader's session.
+    The rest of the stream (``buffer`` for bytes, ``isatty``...) is the wrapped one's.
+    """
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        return self._inner.write(safe_text.for_terminal(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+# Commands whose output is the user's own data, passed through as it is.
+_RAW_OUTPUT = {"redact"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout, stderr = sys.stdout, sys.stderr
+    if args.command not in _RAW_OUTPUT:
+        sys.stdout = _TerminalSafe(stdout)
+    sys.stderr = _TerminalSafe(stderr)
     try:
         status: int = args.handler(args)
     except SimError as exc:
@@ -44,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # `simcore runs list | head` closes the pipe early: not an error worth a traceback.
-        sys.stderr.close()
+        stderr.close()
         return 0
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
     return status
 
 

@@ -49,6 +49,8 @@ class InvalidInput(SimError):
                 msg = "unknown field"
             elif err["type"] == "missing":
                 msg = "required field is missing"
+            elif err["type"] == "value_error":
+                msg = msg.removeprefix("Value error, ")  # our own validators' words
             parts.append((field, msg))
         field, reason = parts[0]
         if len(parts) > 1:

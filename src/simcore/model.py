@@ -13,6 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from simcore import safe_text
 from simcore.enums import (
     ApprovalStatus as ApprovalStatus,
     ErrorKind as ErrorKind,
@@ -109,6 +110,7 @@ class Simulation(BaseModel):
     sdk_language: SdkLanguage
     scenario: Scenario
     patch_reference: UUID | None = None
+
     created_by: str = "system"
     created_at: datetime | None = None
 
@@ -165,3 +167,12 @@ class SimulationCreate(BaseModel):
     sdk_language: SdkLanguage
     scenario: Scenario
     patch_reference: UUID | None = None
+
+    @field_validator("name", "description")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        # Shown in terminals: an escape sequence in a name would drive the reader's screen.
+        problem = safe_text.control_character(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value

@@ -44,7 +44,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from simcore import journal
+from simcore import journal, safe_text
 from simcore.auth import Principal
 from simcore.enums import ApprovalStatus, JournalAction, Role
 from simcore.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotFound, SimError
@@ -490,6 +490,7 @@ def _reason(reason: str | None) -> str:
         raise InvalidInput("reason", "say why (it goes to the journal)")
     if len(text) > MAX_REASON:
         raise InvalidInput("reason", f"at most {MAX_REASON} characters")
+    safe_text.check("reason", text)
     return text
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from simcore.checklist import Checklist
     from simcore.sira_export import ExportResult
 
-from simcore import approvals, journal, metrics, rollout
+from simcore import approvals, journal, metrics, rollout, safe_text
 from simcore.approvals import Approval
 from simcore.auth import Permission, Principal, local_principal
 from simcore.config import Settings
@@ -80,6 +80,7 @@ def _check_new_patch(patch: Patch) -> None:
     for name, text in texts.items():
         if "\x00" in text:
             raise InvalidInput(f"patch.{name}", "must not contain NUL characters")
+        safe_text.check(f"patch.{name}", text)
     if not patch.error_signature.strip() or len(patch.error_signature) > 200:
         raise InvalidInput("patch.error_signature", "must be 1 to 200 characters of visible text")
     if patch.slug is not None and not _SLUG.fullmatch(patch.slug):

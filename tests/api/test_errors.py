@@ -149,6 +149,16 @@ def test_idempotency_key_reuse_is_a_conflict(ops: httpx.Client, sim_id: str) -> 
         assert key in error["message"]
 
 
+def test_control_characters_are_refused_by_field(ops: httpx.Client) -> None:
+    error = error_of(ops.post("/api/simulator", json={**BODY, "name": "evil\x1b[2J"}), 422)
+    assert error["field"] == "name" and "U+001B" in error["message"]
+    patch = {"sdk_language": "python", "error_signature": "timeout", "patch_code": "ctx.retry()"}
+    error = error_of(
+        ops.post("/api/simulator/patches", json={**patch, "description": "a\x9bb"}), 422
+    )
+    assert error["field"] == "description" and "U+009B" in error["message"]
+
+
 def test_a_launch_without_a_seed_draws_one_and_its_retry_finds_the_run(
     ops: httpx.Client, sim_id: str
 ) -> None:

@@ -61,6 +61,11 @@ def test_refusals_say_why(service: SimulatorService, done_run: Any) -> None:
         service.approve_patch(AUDITOR, done_run, None)
     with pytest.raises(InvalidInput, match="approval_notes: a rejection needs a note"):
         service.reject_patch(BOB, done_run, "  ")
+    # The dashboard's note field reaches the service without the API's schema in front.
+    with pytest.raises(InvalidInput, match="approval_notes: must not contain control char"):
+        service.reject_patch(BOB, done_run, "p99\x1b[2J too high")
+    with pytest.raises(InvalidInput, match="reason: must not contain control char"):
+        service.stage_patch(OPS, done_run, "go\x9b")
     rejected = service.reject_patch(BOB, done_run, "p99 too high")
     assert rejected.status is ApprovalStatus.REJECTED
 

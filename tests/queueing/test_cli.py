@@ -6,6 +6,7 @@ import json
 import subprocess
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import simcore_bin
@@ -138,3 +139,23 @@ def test_patches_add_show_and_errors(env: dict[str, str], tmp_path: Any) -> None
     assert unknown.returncode == 2 and "run_id: not a valid id" in unknown.stderr
     absent = sc(env, "runs", "show", "00000000-0000-4000-8000-000000000000", ok=False)
     assert absent.returncode == 2 and "not found" in absent.stderr
+
+
+def test_text_from_the_database_cannot_drive_the_terminal(env: dict[str, str]) -> None:
+    refused = sc(env, "sim", "create", "--template", "timeout", "--language", "python",
+                 "--name", "evil\x1b[2J", ok=False)  # fmt: skip
+    assert refused.returncode == 2
+    assert "simulation.name: must not contain control characters (U+001B" in refused.stderr
+    # A row written by hand (psql) holds one anyway: the CLI prints a replacement character.
+    sim = sc(env, "sim", "create", "--template", "timeout", "--language", "python",
+             "--name", "by hand").stdout.strip()  # fmt: skip
+    with psycopg.connect(env["SIMTUI_DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "UPDATE sdk_simulations SET name = %s WHERE id = %s", ("evil\x1b[2J\x9bred", sim)
+        )
+    listed = sc(env, "sim", "list").stdout
+    assert "evil\ufffd[2J\ufffdred" in listed and "\x1b" not in listed and "\x9b" not in listed
+    # redact is a filter of the user's own text: it passes it through as it is.
+    done = subprocess.run([simcore_bin(), "redact"], input="x\x1b[31m\n", env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0 and done.stdout == "x\x1b[31m\n"

@@ -22,6 +22,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from simcore import safe_text
 from simcore.approvals import MAX_NOTES, Approval
 from simcore.journal import Entry, Verification
 from simcore.model import (
@@ -44,6 +45,9 @@ MAX_CODE = 65536
 def _storable(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    problem = safe_text.control_character(value)
+    if problem is not None:
+        raise ValueError(problem)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
