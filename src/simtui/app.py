@@ -12,6 +12,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from simcore.errors import SimError
+from simtui import terminal_guard
 from simtui.launch import KEYMAP_ENV, main, parse_keymap, prepare
 from simtui.session import Session
 
@@ -58,6 +59,7 @@ class SimTUI(App[None]):
     ]
 
     def __init__(self, session: Session, *, demo: bool = False, gc_paused: bool = False) -> None:
+        terminal_guard.install()  # before any text is made: names and notes are drawn raw
         super().__init__()
         self.session = session
         self.demo = demo
