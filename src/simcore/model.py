@@ -81,6 +81,11 @@ class Scenario(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
 
 
+PATCH_SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,79}$"
+MAX_PATCH_CODE = 65536
+"""Characters of ``patch_code`` or ``rollback_code`` (the registry's CHECK constraints)."""
+
+
 class Patch(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -110,7 +115,6 @@ class Simulation(BaseModel):
     sdk_language: SdkLanguage
     scenario: Scenario
     patch_reference: UUID | None = None
-
     created_by: str = "system"
     created_at: datetime | None = None
 

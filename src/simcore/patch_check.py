@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import textwrap
+from collections.abc import Iterable
 
+from simcore.errors import InvalidInput
 from simcore.sandbox.process import SAFE_PATH
+from simcore.sdk.python.simpay import function_source
 
 NODE_CHECK_TIMEOUT_S = 10.0
 
@@ -40,10 +42,9 @@ process.stdin.on('end', () => {
 
 def python_error(code: str) -> str | None:
     """Why ``code`` does not compile as the body of ``def patch(ctx)``; None if it does."""
-    # The runner's own wrapping (sdk/python/simpay.py, compile_body): line numbers agree.
-    source = "def patch(ctx):\n" + textwrap.indent(code if code.strip() else "pass", "    ")
     try:
-        compile(source + "\n", "<patch>", "exec")
+        # The runner's own wrapping: line numbers agree with what a run would report.
+        compile(function_source(code, "patch"), "<patch>", "exec")
     except SyntaxError as exc:
         return f"SyntaxError: {exc.msg} (line {max((exc.lineno or 2) - 1, 1)})"
     except ValueError as exc:  # NUL bytes in the source
@@ -86,3 +87,12 @@ def compile_error(language: str, code: str) -> str | None:
     if language == "node":
         return node_error(code)
     return None
+
+
+def require_compiles(language: str, bodies: Iterable[tuple[str, str]]) -> None:
+    """Raise ``InvalidInput`` naming the field of the first of ``(field, code)`` that does
+    not compile; blank bodies (no rollback) are not checked."""
+    for field, code in bodies:
+        error = compile_error(language, code) if code.strip() else None
+        if error is not None:
+            raise InvalidInput(field, f"does not compile as a {language} patch body: {error}")

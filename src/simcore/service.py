@@ -30,6 +30,8 @@ from simcore.config import Settings
 from simcore.dashboard import build_snapshot
 from simcore.errors import InvalidInput, NotFound
 from simcore.model import (
+    MAX_PATCH_CODE,
+    PATCH_SLUG_PATTERN,
     ApprovalStatus,
     Patch,
     PatchSource,
@@ -62,8 +64,7 @@ def _uuid(value: str | UUID, field: str) -> UUID:
         raise InvalidInput(field, f"not a valid id: {value!r}") from None
 
 
-_SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
-MAX_PATCH_CODE = 65536
+_SLUG = re.compile(PATCH_SLUG_PATTERN)
 
 
 def _check_new_patch(patch: Patch) -> None:
@@ -97,15 +98,10 @@ def _check_new_patch(patch: Patch) -> None:
         raise InvalidInput("patch.rollback_code", f"must be at most {MAX_PATCH_CODE} characters")
     from simcore import patch_check
 
-    language = patch.sdk_language.value
-    for name, code in (("patch_code", patch.patch_code), ("rollback_code", patch.rollback_code)):
-        if not code.strip():
-            continue
-        error = patch_check.compile_error(language, code)
-        if error is not None:
-            raise InvalidInput(
-                f"patch.{name}", f"does not compile as a {language} patch body: {error}"
-            )
+    patch_check.require_compiles(
+        patch.sdk_language.value,
+        (("patch.patch_code", patch.patch_code), ("patch.rollback_code", patch.rollback_code)),
+    )
 
 
 @dataclass(frozen=True)

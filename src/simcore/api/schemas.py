@@ -26,6 +26,8 @@ from simcore import safe_text
 from simcore.approvals import MAX_NOTES, Approval
 from simcore.journal import Entry, Verification
 from simcore.model import (
+    MAX_PATCH_CODE,
+    PATCH_SLUG_PATTERN,
     Patch,
     PatchSeverity,
     Run,
@@ -37,9 +39,9 @@ from simcore.model import (
 from simcore.service import RUNNABLE_LANGUAGES
 
 TENANT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
-SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,79}$"
+SLUG_PATTERN = PATCH_SLUG_PATTERN
 PATCH_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
-MAX_CODE = 65536
+MAX_CODE = MAX_PATCH_CODE
 
 
 def _storable(value: str) -> str:

@@ -83,10 +83,7 @@ def _choose_patch(args: argparse.Namespace, scenario: Scenario, language: str) -
         # fix, not a patch to judge.
         from simcore import patch_check
 
-        for field, body in (("patch-file", code), ("rollback-file", rollback)):
-            error = patch_check.compile_error(language, body) if body.strip() else None
-            if error is not None:
-                raise InvalidInput(field, f"does not compile as a {language} patch body: {error}")
+        patch_check.require_compiles(language, (("patch-file", code), ("rollback-file", rollback)))
         # Named by content, so the same file gives the same report byte for byte.
         digest = hashlib.sha256(f"{language}\0{code}\0{rollback}".encode()).hexdigest()
         return Patch(

@@ -287,11 +287,15 @@ class RollbackContext:
         self._client.transport.log("[rollback] " + " ".join(str(p) for p in parts))
 
 
+def function_source(code: str, name: str) -> str:
+    """``code`` as the body of ``def name(ctx)``: line N of the body is line N + 1 here."""
+    return f"def {name}(ctx):\n" + textwrap.indent(code if code.strip() else "pass", "    ") + "\n"
+
+
 def compile_body(code: str, name: str) -> Callable[[Any], Any]:
     """``code`` as the body of ``def name(ctx)``; raises SyntaxError like any Python code."""
-    source = f"def {name}(ctx):\n" + textwrap.indent(code if code.strip() else "pass", "    ")
     namespace: dict[str, Any] = {"__name__": "patch"}
-    exec(compile(source + "\n", "<" + name + ">", "exec"), namespace)
+    exec(compile(function_source(code, name), "<" + name + ">", "exec"), namespace)
     function: Callable[[Any], Any] = namespace[name]
     return function
 
