@@ -15,9 +15,10 @@ import threading
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from simcore.gateway.faults import FaultPlan, plan_fault
+from simcore.gateway.forked import COLLECT_TIMEOUT_S, ChildReport, ForkedPhase
 from simcore.gateway.protocol import (
     EVENT_NAMES,
     MAX_DETAIL,
@@ -60,7 +61,7 @@ BYE_GRACE_S = 2.0
 
 
 PhasePlay = Generator[None, dict[str, Any], None]
-"""A phase being played: sent each message of its runner, it answers it (see ``_drive``)."""
+"""A phase being played: sent each message of its runner, it answers it (see ``_play``)."""
 
 
 class SandboxGone(Exception):
@@ -95,7 +96,8 @@ class EventLog:
 
 @runtime_checkable
 class PolledSandbox(Sandbox, Protocol):
-    """A sandbox whose output can be waited on alongside another's (the process sandbox)."""
+    """A sandbox whose output can be waited on alongside something else's, and that a forked
+    copy of this process can drive (the process sandbox)."""
 
     def fileno(self) -> int:
         """What to poll for the runner's output."""
@@ -107,6 +109,10 @@ class PolledSandbox(Sandbox, Protocol):
 
     def pull(self) -> None:
         """Read what the runner wrote (at once once polled), or note the end of output."""
+        ...
+
+    def descriptors(self) -> tuple[int, ...]:
+        """What a forked copy of this process needs open to play a phase on this runner."""
         ...
 
 
@@ -191,11 +197,11 @@ def _patch_wire(patch: Patch | None) -> dict[str, Any] | None:
 
 class Session:
     """One run. With a patch and a second sandbox (``baseline_sandbox``), the two phases are
-    played side by side: the baseline on that sandbox, the patched phase on ``sandbox``, their
-    messages read as they come (``_drive``). Each phase has its own payments server and clock, and
-    both read the same ops (``_slot``), so the report is the one the two phases played one
-    after the other in one sandbox give, byte for byte; only the wall time differs (less on
-    two cores, where one runner works while the worker answers the other)."""
+    played side by side: the baseline on that sandbox by a forked copy of this process, the
+    patched phase on ``sandbox`` here (``_play_side_by_side``). Each phase has its own payments
+    server and clock, and both draw the same ops (``_slot``), so the report is the one the two
+    phases played one after the other in one sandbox give, byte for byte; only the wall time
+    differs (less on two cores, where each phase has a gateway of its own)."""
 
     def __init__(
         self,
@@ -222,6 +228,8 @@ class Session:
         self.rolled_back = False
         self.ready = False
         self._slots: list[_Slot] = []
+        self._baseline_score: PhaseScore | None = None
+        """The baseline's score, when a forked child played it (see ``_play_side_by_side``)."""
         self.workload = Workload(seed, scenario)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -319,75 +327,99 @@ class Session:
             self.events.add(PATCHED, "patch_error", None, compile_error)
 
     def _play_side_by_side(self) -> None:
-        """Both phases at once, on their own runners, from this one thread (see ``_drive``)."""
-        baseline_sandbox = self.baseline_sandbox
-        assert baseline_sandbox is not None
-        self._drive([
-            (self._phase(BASELINE, baseline_sandbox), baseline_sandbox),
-            (self._phase(PATCHED, self.sandbox), self.sandbox),
-        ])  # fmt: skip
-        self._bye_baseline(baseline_sandbox)
-
-    def _play(self, name: str) -> None:
-        self._drive([(self._phase(name, self.sandbox), self.sandbox)])
-
-    def _drive(self, plays: list[tuple[PhasePlay, Sandbox]]) -> None:
-        """Feed each phase the messages of its runner until every phase is over.
-
-        A phase is a generator (``_phase``) that sends what it must and then waits for its
-        runner's next message. The protocol holds one message in flight per runner, so with
-        two phases serving whichever runner has answered keeps both runners busy without a
-        second thread (and its fight over the GIL). Runners that can be polled
-        (``PolledSandbox``) are served as they answer; others in turn, which holds one phase
-        up while the other's runner works. A runner that does not answer holds the other
-        phase up at the latest until its own deadline kills it, which ends the run anyway.
-        """
-        active: list[tuple[PhasePlay, Sandbox]] = []
-        for play, box in plays:
-            try:
-                next(play)
-            except StopIteration:
-                continue
-            active.append((play, box))
-        polled = [box for _, box in active if isinstance(box, PolledSandbox)]
-        if len(active) > 1 and len(polled) == len(active):
-            self._serve_ready(active)
+        """Both phases at once: the baseline played by a forked copy of this process (see
+        ``simcore.gateway.forked``) on its own runner, the patched phase here."""
+        baseline, patched = self.baseline_sandbox, self.sandbox
+        assert baseline is not None
+        if not (isinstance(baseline, PolledSandbox) and isinstance(patched, PolledSandbox)):
+            self._play(BASELINE, baseline)
+            self._bye_baseline(baseline)
+            self._play(PATCHED)
             return
-        while active:
-            for entry in tuple(active):
-                play, box = entry
-                try:
-                    play.send(self._recv(box))
-                except StopIteration:
-                    active.remove(entry)
+        child = ForkedPhase(lambda: self._baseline_in_child(baseline), baseline.descriptors())
+        try:
+            self._play_watching(self._phase(PATCHED, patched), patched, child)
+            report = child.collect()
+        except BaseException:
+            # The run ends here: the baseline's runner goes, and what its phase played still
+            # counts (a run cut short by its deadline keeps what was played).
+            baseline.kill()
+            self._adopt(child.collect(COLLECT_TIMEOUT_S))
+            raise
+        self._adopt(report)
+        self._raise_for(report, baseline)
 
-    def _serve_ready(self, active: list[tuple[PhasePlay, Sandbox]]) -> None:
-        """``_drive`` over polled runners: each message as soon as it is in, from any runner;
-        the worker waits only when no runner has answered."""
-        waiting: dict[int, tuple[PhasePlay, PolledSandbox]] = {}
+    def _baseline_in_child(self, box: Sandbox) -> ChildReport:
+        """The baseline phase and its runner's goodbye, in the forked child."""
+        outcome: Literal["done", "violation", "gone"] = "done"
+        detail = None
+        try:
+            self._play(BASELINE, box)
+            self._bye_baseline(box)
+        except ProtocolViolation as exc:
+            box.kill()
+            outcome, detail = "violation", exc.detail
+        except SandboxGone:
+            outcome = "gone"
+        phase = self.phases[0] if self.phases else PhaseOutcome(BASELINE)
+        score = score_phase(phase, [s.expected for s in self._slots], self.scenario.total_requests)
+        return ChildReport(outcome, detail, score, self.error_events)
+
+    def _adopt(self, report: ChildReport) -> None:
+        """What the child's phase adds to the run: its score and the errors the SDK met."""
+        if report.score is not None:
+            self._baseline_score = report.score
+        self.error_events = report.error_events
+
+    @staticmethod
+    def _raise_for(report: ChildReport, box: Sandbox) -> None:
+        if report.outcome == "violation":
+            raise ProtocolViolation(report.detail or "the baseline's runner broke the protocol")
+        if report.outcome == "gone":
+            raise SandboxGone(box)
+        if report.outcome == "crashed":
+            raise RuntimeError(f"the baseline phase crashed: {report.detail}")
+
+    def _play(self, name: str, box: Sandbox | None = None) -> None:
+        box = box or self.sandbox
+        play = self._phase(name, box)
+        try:
+            next(play)
+            while True:
+                play.send(self._recv(box))
+        except StopIteration:
+            pass
+
+    def _play_watching(self, play: PhasePlay, box: PolledSandbox, child: ForkedPhase) -> None:
+        """``_play`` that also watches the child playing the other phase: a child that ends
+        its phase early (a violation, its runner gone) ends this one at once."""
         poller = select.poll()
-        for play, box in active:
-            assert isinstance(box, PolledSandbox)
-            waiting[box.fileno()] = (play, box)
-            poller.register(box.fileno(), select.POLLIN)
-        while waiting:
-            served = False
-            for fd, (play, box) in tuple(waiting.items()):
-                line = box.recv_nowait()
-                if line is None:
-                    continue
-                served = True
-                if not line:
-                    raise SandboxGone(box)
-                try:
-                    play.send(decode(line))
-                except StopIteration:
-                    del waiting[fd]
-                    poller.unregister(fd)
-            if not served:
+        poller.register(box.fileno(), select.POLLIN)
+        poller.register(child.fileno(), select.POLLIN)
+        try:
+            next(play)
+        except StopIteration:
+            return
+        while True:
+            line = box.recv_nowait()
+            if line is None:
                 # POLLHUP and POLLERR come unasked: pull then notes the end of output.
                 for fd, _ in poller.poll():
-                    waiting[fd][1].pull()
+                    if fd == box.fileno():
+                        box.pull()
+                        continue
+                    poller.unregister(fd)
+                    report = child.collect()
+                    self._adopt(report)
+                    if report.outcome != "done":
+                        self._raise_for(report, self.baseline_sandbox or box)
+                continue
+            if not line:
+                raise SandboxGone(box)
+            try:
+                play.send(decode(line))
+            except StopIteration:
+                return
 
     def _bye_baseline(self, sandbox: Sandbox) -> None:
         """The baseline's own runner is done: it says nothing more (it has no patch)."""
@@ -404,7 +436,7 @@ class Session:
 
     def _phase(self, name: str, box: Sandbox) -> PhasePlay:
         """One phase on runner ``box``: yields whenever it waits for the runner's next
-        message, which ``_drive`` sends in."""
+        message, which ``_play`` sends in."""
         server = PaymentsServer(self.scenario, self.seed, self.config, name[0])
         phase = PhaseOutcome(name, payments_by_op=server.payments_by_op)
         self.phases.append(phase)
@@ -525,7 +557,9 @@ class Session:
         total = self.scenario.total_requests
         expected = [s.expected for s in self._slots]
         played = {p.name: p for p in self.phases}
-        base = score_phase(played.get(BASELINE) or PhaseOutcome(BASELINE), expected, total)
+        base = self._baseline_score or score_phase(
+            played.get(BASELINE) or PhaseOutcome(BASELINE), expected, total
+        )
         patched: PhaseScore = base
         if self.patch is not None:
             patched = score_phase(played.get(PATCHED) or PhaseOutcome(PATCHED), expected, total)

@@ -271,6 +271,7 @@ class ProcessSandbox:
         self._deadline_hit = False
         self._closed: SandboxExit | None = None
         self._timers: list[threading.Timer] = []
+        self._owner = os.getpid()
         self._arm(spec.max_run_time_ms / 1000, deadline=True)
 
     def _arm(self, seconds: float, deadline: bool) -> None:
@@ -280,7 +281,10 @@ class ProcessSandbox:
         self._timers.append(timer)
 
     def _expire(self, deadline: bool) -> None:
-        if self._proc.poll() is not None:
+        # Only the process that started the runner can tell whether it has exited (a forked
+        # copy playing a phase on it is not its parent); the runner's pid cannot be reused
+        # before that process reaps it.
+        if os.getpid() == self._owner and self._proc.poll() is not None:
             return
         if deadline:
             self._deadline_hit = True
@@ -299,6 +303,11 @@ class ProcessSandbox:
     def fileno(self) -> int:
         """The runner's stdout, to wait on (``select.poll``) before ``pull``."""
         return self._stdout_fd
+
+    def descriptors(self) -> tuple[int, ...]:
+        """The runner's stdin and stdout: what a forked copy of this process needs to drive it
+        (``kill`` and ``kill_after`` need none)."""
+        return (self._stdin_fd, self._stdout_fd)
 
     def recv(self) -> bytes:
         """As ``BufferedReader.readline(MAX_LINE_BYTES + 1)``: one line with its newline, the
