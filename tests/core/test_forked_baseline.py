@@ -194,6 +194,26 @@ def test_a_child_that_crashes_or_hangs_reports_it() -> None:
     assert report.outcome == "crashed" and "without a report" in (report.detail or "")
 
 
+def test_the_workers_signal_handlers_do_not_run_in_the_forked_copy() -> None:
+    # The dashboard's process handles SIGWINCH (a terminal resize): the copy, in the same
+    # process group, receives it too and must play on.
+    def handler(signum: int, frame: object) -> None:
+        raise RuntimeError("the worker's handler ran in the copy")
+
+    previous = signal.signal(signal.SIGWINCH, handler)
+    try:
+
+        def play() -> ChildReport:
+            os.kill(os.getpid(), signal.SIGWINCH)
+            time.sleep(0.05)
+            return ChildReport("done")
+
+        report = ForkedPhase(play, keep=()).collect(timeout=10)
+    finally:
+        signal.signal(signal.SIGWINCH, previous)
+    assert report == ChildReport("done")
+
+
 WORKER = """
 import sys
 from simcore.patches import default_patch

@@ -18,7 +18,8 @@ runner waiting on each other for good after a ``kill -9`` of the worker.
 Fork copies every thread's memory but runs only the calling thread. The child therefore
 closes every descriptor but the ones it needs (another run's runner must see its input end
 when that run closes it, not when this child exits), takes no lock another thread of the
-worker may hold (no logging, no database, no imports), and leaves with ``os._exit``.
+worker may hold (no logging, no database, no imports), handles no signal the way the worker
+does, and leaves with ``os._exit``.
 """
 
 from __future__ import annotations
@@ -69,6 +70,25 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def _default_signals() -> None:
+    """Give back every signal the worker handles in Python to its default action.
+
+    The child shares the worker's process group: a terminal resize (SIGWINCH in the
+    dashboard's process), a Ctrl-C or a service manager's SIGTERM reaches it too, and the
+    worker's handlers, written for the worker, would run in the middle of the phase. It also
+    forgets the worker's wakeup descriptor, which it has closed."""
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    for number in signal.valid_signals():
+        try:
+            if callable(signal.getsignal(number)):
+                signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+
+
 def _close_all_but(keep: Iterable[int]) -> None:
     """Close every descriptor from 3 up except ``keep`` (standard streams stay as they are)."""
     low = 3
@@ -101,6 +121,7 @@ class ForkedPhase:
             code = 0
             try:
                 _die_with_parent(parent)
+                _default_signals()
                 _close_all_but((*keep, write_end))
                 try:
                     report = play()
