@@ -4,9 +4,10 @@ A run with a patch plays two phases, each on its own runner. One thread of the w
 answer both runners, but then it is the bottleneck: it does about three fifths of the run's
 work (the gateway: decoding, checking, HMAC, ledger, encoding) while each runner waits for
 its answers. A forked copy of the worker plays the baseline phase instead, with its own
-runner, and the two phases each go at the speed of one gateway and one runner: on two
-cores, 12% more operations per second with the python runner and 20% more with node
-(bench/bench_core.py, node: a median 5,555 against 4,630 ops/s over 6 paired runs).
+runner, and the two phases each go at the speed of one gateway and one runner. On two
+cores, over 8 pairs of 20,000-op runs (one thread, then a forked copy), the median pair
+gained 17% operations per second with the node runner (5,920 against 5,243 ops/s, medians)
+and 18% with python (5,458 against 4,758).
 
 The child is the worker's own code (fork copies the process, nothing is loaded): it stays on
 the trusted side, and nothing it reads from its runner reaches the parent except through the
