@@ -149,6 +149,24 @@ def test_a_baseline_runner_that_lingers_after_bye_is_killed_and_the_verdict_stan
     assert fake.started[1].close().exit_code is not None
 
 
+def test_without_a_process_to_spare_the_phases_play_one_after_the_other(
+    backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = TEMPLATES["timeout"].scenario.model_copy(update={"total_requests": 40})
+    patch = default_patch(scenario.error, "node")
+    forked = run_simulation(scenario, "node", 3, patch, backend)
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    before = len(os.listdir("/proc/self/fd"))
+    serial = run_simulation(scenario, "node", 3, patch, backend)
+    assert serial.status is RunStatus.SUCCESS, serial.reasons
+    assert serial.to_json() == forked.to_json()
+    assert len(os.listdir("/proc/self/fd")) == before  # the pipe for the report was closed
+
+
 def test_the_forked_copy_holds_nothing_else_open_and_is_reaped() -> None:
     unrelated_read, unrelated_write = os.pipe()  # another run's runner input, say
     kept_read, kept_write = os.pipe()

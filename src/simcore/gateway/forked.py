@@ -110,14 +110,20 @@ class ForkedPhase:
     """``play`` run in a forked child of this process; ``collect`` gets what it reports.
 
     ``keep`` are the descriptors ``play`` needs (its runner's input and output). The child is
-    reaped by ``collect``, whatever happens: call it on every path.
+    reaped by ``collect``, whatever happens: call it on every path. Raises ``OSError`` when
+    there is no process to spare, having left nothing open.
     """
 
     def __init__(self, play: Callable[[], ChildReport], keep: Iterable[int]) -> None:
         keep = tuple(keep)
         parent = os.getpid()
         read_end, write_end = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            raise
         if pid == 0:  # the child: never returns
             code = 0
             try:

@@ -332,11 +332,15 @@ class Session:
         baseline, patched = self.baseline_sandbox, self.sandbox
         assert baseline is not None
         if not (isinstance(baseline, PolledSandbox) and isinstance(patched, PolledSandbox)):
-            self._play(BASELINE, baseline)
-            self._bye_baseline(baseline)
-            self._play(PATCHED)
+            self._play_one_after_the_other(baseline)
             return
-        child = ForkedPhase(lambda: self._baseline_in_child(baseline), baseline.descriptors())
+        try:
+            child = ForkedPhase(lambda: self._baseline_in_child(baseline), baseline.descriptors())
+        except OSError:
+            # No process to spare (the worker's process limit, memory): the same report,
+            # in more time.
+            self._play_one_after_the_other(baseline)
+            return
         try:
             self._play_watching(self._phase(PATCHED, patched), patched, child)
             report = child.collect()
@@ -348,6 +352,11 @@ class Session:
             raise
         self._adopt(report)
         self._raise_for(report, baseline)
+
+    def _play_one_after_the_other(self, baseline: Sandbox) -> None:
+        self._play(BASELINE, baseline)
+        self._bye_baseline(baseline)
+        self._play(PATCHED)
 
     def _baseline_in_child(self, box: Sandbox) -> ChildReport:
         """The baseline phase and its runner's goodbye, in the forked child."""
