@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row, tuple_row
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -32,6 +32,7 @@ from simcore.events import LOGS_CHANNEL, RUNS_CHANNEL
 from simcore.store import (
     Database,
     patches as patch_store,
+    prepared,
     runs as run_store,
     simulations as sim_store,
 )
@@ -434,12 +435,11 @@ def step(
             bool(finish.outcome.anonymized_errors),
             finish.outcome.status is RunStatus.SUCCESS and finish.patched is not False,
         )
-    # Tuples, split by a layout worked out once per statement: the row is wide (the run,
-    # its simulation and patch) and this runs once per run.
-    with conn.cursor(row_factory=tuple_row) as cur:
-        cur.execute(query, params)
-        row = cur.fetchone()
-        layout = _layout(query, cur)
+    # A tuple, split by a layout worked out once per statement: the row is wide (the run,
+    # its simulation and patch) and this runs once per run; libpq's prepared statements
+    # directly, without a cursor's bookkeeping (see simcore.store.prepared).
+    row, columns = prepared.fetch_one(conn, query, params)
+    layout = _layout(query, columns)
     events: list[tuple[str, str]] = []
     finished: bool | None = None
     if finish is not None:
@@ -489,10 +489,9 @@ class _Layout:
 _LAYOUTS: dict[str, _Layout] = {}
 
 
-def _layout(query: str, cur: psycopg.Cursor[Any]) -> _Layout:
+def _layout(query: str, names: tuple[str, ...]) -> _Layout:
     layout = _LAYOUTS.get(query)
     if layout is None:
-        names = [d.name for d in cur.description or ()]
         pairs = list(zip(names, range(len(names)), strict=True))
         run = sorted(
             ((n, i) for n, i in pairs if n in _CLAIMED_RUN_KEYS), key=lambda p: p[0] != "id"
