@@ -46,10 +46,16 @@ class FakeBaseline:
         if not self.started:
             sandbox: Sandbox = self.inner.start(spec)
         else:
-            argv = [sys.executable, "-I", "-c", textwrap.dedent(self.script)]
+            argv = [sys.executable, "-I", "-c", self.script]
             sandbox = process_module.ProcessSandbox(argv, {}, "/", None, spec)
         self.started.append(sandbox)
         return sandbox
+
+
+def _ready_then(rest: str) -> str:
+    """A runner's script that answers the hello with ``ready``, then does ``rest``."""
+    hello = f"import sys, time\nsys.stdin.readline()\nprint({READY!r}, flush=True)\n"
+    return hello + textwrap.dedent(rest)
 
 
 def _play(
@@ -80,14 +86,11 @@ def _forked_children() -> list[int]:
 def test_a_baseline_runner_that_breaks_the_protocol_ends_the_run_at_once(
     backend: ProcessBackend,
 ) -> None:
-    script = f"""
-        import sys, time
-        sys.stdin.readline()
-        print({READY!r}, flush=True)
+    script = _ready_then("""
         sys.stdin.readline()
         print("this is not json", flush=True)
         time.sleep(600)
-    """
+    """)
     # 200,000 ops: the patched phase alone would take far longer than the bound below.
     report, seconds, fake = _play(script, backend, 200_000)
     assert report.status is RunStatus.FAILED
@@ -102,14 +105,11 @@ def test_a_baseline_runner_that_breaks_the_protocol_ends_the_run_at_once(
 def test_a_baseline_runner_that_exits_mid_phase_fails_the_run_with_its_exit(
     backend: ProcessBackend,
 ) -> None:
-    script = f"""
-        import sys
-        sys.stdin.readline()
-        print({READY!r}, flush=True)
+    script = _ready_then("""
         sys.stdin.readline()
         print("giving up", file=sys.stderr, flush=True)
         sys.exit(5)
-    """
+    """)
     report, seconds, _ = _play(script, backend, 200_000)
     assert report.status is RunStatus.FAILED
     assert any("exit status 5" in r and "giving up" in r for r in report.reasons), report.reasons
@@ -118,12 +118,7 @@ def test_a_baseline_runner_that_exits_mid_phase_fails_the_run_with_its_exit(
 
 
 def test_a_baseline_runner_that_never_answers_times_the_run_out(backend: ProcessBackend) -> None:
-    script = f"""
-        import sys, time
-        sys.stdin.readline()
-        print({READY!r}, flush=True)
-        time.sleep(600)
-    """
+    script = _ready_then("time.sleep(600)")
     report, seconds, _ = _play(script, backend, 50, max_run_time_ms=3_000)
     assert report.status is RunStatus.TIMEOUT
     assert 3 <= seconds < 15
@@ -137,11 +132,11 @@ def test_a_baseline_runner_that_lingers_after_bye_is_killed_and_the_verdict_stan
     backend: ProcessBackend,
 ) -> None:
     # The real runner plays the phase; the script keeps its output open afterwards.
-    script = f"""
+    script = textwrap.dedent(f"""
         import subprocess, sys, time
         subprocess.run([sys.executable, "-I", "-S", "-B", {str(RUNNER)!r}])
         time.sleep(600)
-    """
+    """)
     report, seconds, fake = _play(script, backend, 30)
     assert report.status is RunStatus.SUCCESS, report.reasons
     assert report.metrics["baseline"]["total_requests"] == 30
