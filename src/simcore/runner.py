@@ -189,7 +189,7 @@ def run_simulation(
         except SandboxStartError as exc:
             sandbox.close()
             return report(RunStatus.ERROR, (f"sandbox could not start: {exc}",))
-    session = Session(scenario, lang, seed, patch, sandbox, baseline_sandbox)
+    session = Session(scenario, lang, seed, patch, sandbox, baseline_sandbox, max_run_time_ms)
     # The garbage collector is paused while the phases play (see collector_paused), and until
     # the session is gone: the first collection after the play would otherwise look at every
     # ledger entry and record of the run once more, for nothing.

@@ -8,6 +8,7 @@ descriptor of anything else the worker has open.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+import simcore.gateway.session as session_module
 import simcore.sandbox.process as process_module
 from simcore.gateway.forked import ChildReport, ForkedPhase
+from simcore.gateway.session import Session
 from simcore.model import RunStatus
 from simcore.patches import default_patch
 from simcore.runner import Report, run_simulation
@@ -225,6 +228,43 @@ def test_the_workers_signal_handlers_do_not_run_in_the_forked_copy() -> None:
     finally:
         signal.signal(signal.SIGWINCH, previous)
     assert report == ChildReport("done")
+
+
+def test_a_forked_copy_that_is_stuck_ends_the_run_at_its_deadline(
+    backend: ProcessBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stuck without reading its runner (a lock it inherited, say): the runner's deadline
+    # cannot unblock it. It must not hold the run in "running" for good.
+    def stuck(self: Session, box: Sandbox) -> ChildReport:
+        time.sleep(600)
+        return ChildReport("done")
+
+    monkeypatch.setattr(Session, "_baseline_in_child", stuck)
+    monkeypatch.setattr(session_module, "COLLECT_TIMEOUT_S", 1.0)
+    scenario = TEMPLATES["timeout"].scenario.model_copy(update={"total_requests": 20})
+    patch = default_patch(scenario.error, "python")
+    started = time.monotonic()
+    report = run_simulation(scenario, "python", 1, patch, backend, max_run_time_ms=2_000)
+    assert 2 <= time.monotonic() - started < 10
+    assert report.status is RunStatus.ERROR
+    assert any("without a report" in r for r in report.reasons), report.reasons
+    assert _forked_children() == []
+
+
+def test_collect_waits_on_descriptors_past_1024() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"this machine allows {hard} open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        child = ForkedPhase(lambda: ChildReport("done"), keep=())
+        assert child.fileno() > 1024
+        assert child.collect(timeout=10) == ChildReport("done")
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 WORKER = """

@@ -33,7 +33,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from simcore.gateway.scoring import PhaseScore
 
@@ -60,13 +60,22 @@ class ChildReport:
     error_events: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _find_prctl() -> Callable[..., int] | None:
+    # Looked up in the parent, at import: in the child, dlopen could wait for ever on a
+    # loader lock that another thread of the worker held when it forked.
+    try:
+        return cast(Callable[..., int], ctypes.CDLL(None, use_errno=True).prctl)
+    except (OSError, AttributeError):
+        return None  # not Linux
+
+
+_prctl = _find_prctl()
+
+
 def _die_with_parent(parent: int) -> None:
     """SIGKILL this process when the thread that forked it ends; exit now if it has."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the parent's end of the pipe closing still ends the child's writes
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -158,11 +167,13 @@ class ForkedPhase:
         if self._report is not None:
             return self._report
         deadline = None if timeout is None else time.monotonic() + timeout
+        poller = select.poll()  # not select(): a busy worker's descriptors pass 1024
+        poller.register(self._fd, select.POLLIN)
         try:
             while True:
                 if deadline is not None:
                     left = deadline - time.monotonic()
-                    if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                    if left <= 0 or not poller.poll(left * 1000):
                         os.kill(self.pid, signal.SIGKILL)
                         break
                 chunk = os.read(self._fd, _READ_BYTES)

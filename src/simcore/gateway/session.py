@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import select
 import threading
+import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -211,6 +212,7 @@ class Session:
         patch: Patch | None,
         sandbox: Sandbox,
         baseline_sandbox: Sandbox | None = None,
+        max_run_time_ms: int | None = None,
     ) -> None:
         self.scenario = scenario
         self.language = language
@@ -221,6 +223,9 @@ class Session:
         self.sandboxes = (sandbox,) if self.baseline_sandbox is None else (
             sandbox, self.baseline_sandbox)  # fmt: skip
         self.config = SimConfig.for_run(scenario, seed)
+        self.max_run_time_ms = max_run_time_ms
+        """The sandboxes' deadline, if known: it bounds the wait for a forked baseline."""
+        self._started = time.monotonic()
         self.events = EventLog()
         self.phases: list[PhaseOutcome] = []
         self.patch_errors: list[str] = []
@@ -343,7 +348,7 @@ class Session:
             return
         try:
             self._play_watching(self._phase(PATCHED, patched), patched, child)
-            report = child.collect()
+            report = child.collect(self._collect_timeout())
         except BaseException:
             # The run ends here: the baseline's runner goes, and what its phase played still
             # counts (a run cut short by its deadline keeps what was played).
@@ -352,6 +357,15 @@ class Session:
             raise
         self._adopt(report)
         self._raise_for(report, baseline)
+
+    def _collect_timeout(self) -> float | None:
+        """How long the baseline's copy may still play: until its runner's deadline kills it,
+        plus the time to report. A copy that takes longer is stuck (it would hold the run in
+        ``running`` for good): it is killed and the run ends ``error``."""
+        if self.max_run_time_ms is None:
+            return None
+        left = self._started + self.max_run_time_ms / 1000 - time.monotonic()
+        return max(left, 0.0) + COLLECT_TIMEOUT_S
 
     def _play_one_after_the_other(self, baseline: Sandbox) -> None:
         self._play(BASELINE, baseline)
