@@ -73,17 +73,9 @@ def _play(
 
 
 def _forked_children() -> list[int]:
-    """Children of this process that are copies of it (the same command line)."""
-    me = Path("/proc/self/cmdline").read_bytes()
-    found = []
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            try:
-                if Path(f"/proc/{pid}/cmdline").read_bytes() == me:
-                    found.append(int(pid))
-            except OSError:
-                pass
-    return found
+    """Processes under this one that are copies of it (the same command line)."""
+    me = _cmdline(os.getpid())
+    return [pid for pid in _descendants(os.getpid()) if _cmdline(pid) == me]
 
 
 def test_a_baseline_runner_that_breaks_the_protocol_ends_the_run_at_once(

@@ -13,13 +13,13 @@ import gc
 import select
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from simcore.gateway.faults import FaultPlan, plan_fault
-from simcore.gateway.forked import COLLECT_TIMEOUT_S, ChildReport, ForkedPhase
+from simcore.gateway.forked import COLLECT_TIMEOUT_S, ChildReport, ForkedPhase, Outcome
 from simcore.gateway.protocol import (
     EVENT_NAMES,
     MAX_DETAIL,
@@ -347,7 +347,7 @@ class Session:
             self._play_one_after_the_other(baseline)
             return
         try:
-            self._play_watching(self._phase(PATCHED, patched), patched, child)
+            self._play(PATCHED, patched, self._receive_watching(patched, child, baseline))
             report = child.collect(self._collect_timeout())
         except BaseException:
             # The run ends here: the baseline's runner goes, and what its phase played still
@@ -374,7 +374,7 @@ class Session:
 
     def _baseline_in_child(self, box: Sandbox) -> ChildReport:
         """The baseline phase and its runner's goodbye, in the forked child."""
-        outcome: Literal["done", "violation", "gone"] = "done"
+        outcome: Outcome = "done"
         detail = None
         try:
             self._play(BASELINE, box)
@@ -403,29 +403,35 @@ class Session:
         if report.outcome == "crashed":
             raise RuntimeError(f"the baseline phase crashed: {report.detail}")
 
-    def _play(self, name: str, box: Sandbox | None = None) -> None:
-        box = box or self.sandbox
-        play = self._phase(name, box)
+    def _play(
+        self,
+        name: str,
+        box: Sandbox | None = None,
+        receive: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        """Play phase ``name`` on runner ``box``, fed each message that ``receive`` returns
+        (by default the runner's next one)."""
+        runner = box or self.sandbox
+        play = self._phase(name, runner)
+        receive = receive or (lambda: self._recv(runner))
         try:
             next(play)
             while True:
-                play.send(self._recv(box))
+                play.send(receive())
         except StopIteration:
             pass
 
-    def _play_watching(self, play: PhasePlay, box: PolledSandbox, child: ForkedPhase) -> None:
-        """``_play`` that also watches the child playing the other phase: a child that ends
-        its phase early (a violation, its runner gone) ends this one at once."""
+    def _receive_watching(
+        self, box: PolledSandbox, child: ForkedPhase, baseline: Sandbox
+    ) -> Callable[[], dict[str, Any]]:
+        """``box``'s next message, while watching the child that plays the other phase: a
+        child that ends its phase early (a violation, its runner gone) ends this one at once."""
         poller = select.poll()
         poller.register(box.fileno(), select.POLLIN)
         poller.register(child.fileno(), select.POLLIN)
-        try:
-            next(play)
-        except StopIteration:
-            return
-        while True:
-            line = box.recv_nowait()
-            if line is None:
+
+        def receive() -> dict[str, Any]:
+            while (line := box.recv_nowait()) is None:
                 # POLLHUP and POLLERR come unasked: pull then notes the end of output.
                 for fd, _ in poller.poll():
                     if fd == box.fileno():
@@ -435,14 +441,12 @@ class Session:
                     report = child.collect()
                     self._adopt(report)
                     if report.outcome != "done":
-                        self._raise_for(report, self.baseline_sandbox or box)
-                continue
+                        self._raise_for(report, baseline)
             if not line:
                 raise SandboxGone(box)
-            try:
-                play.send(decode(line))
-            except StopIteration:
-                return
+            return decode(line)
+
+        return receive
 
     def _bye_baseline(self, sandbox: Sandbox) -> None:
         """The baseline's own runner is done: it says nothing more (it has no patch)."""

@@ -39,7 +39,6 @@ class _Statement:
     """The query with ``$n`` placeholders."""
     names: tuple[str, ...]
     """The parameter behind each ``$n``."""
-    digest: str
 
 
 _statements: dict[str, _Statement] = {}
@@ -65,21 +64,17 @@ def _statement(query: str) -> _Statement:
         if "%%" in query or re.search(r"%[^(]", query):
             raise ValueError("only %(name)s placeholders are supported here")
         sql = _PLACEHOLDER.sub(number, query)
-        digest = hashlib.sha1(query.encode(), usedforsecurity=False).hexdigest()[:20]
-        statement = _statements[query] = _Statement(sql.encode(), tuple(names), digest)
+        statement = _statements[query] = _Statement(sql.encode(), tuple(names))
     return statement
 
 
-def _name(statement: _Statement, types: tuple[int, ...]) -> bytes:
-    """The statement's name for these parameter types: short, as the server keeps only the
-    first 63 bytes of a name."""
-    key = (statement.digest, types)
-    name = _names.get(key)
+def _name(query: str, types: tuple[int, ...]) -> bytes:
+    """The statement's name for these parameter types: a digest, as the server keeps only
+    the first 63 bytes of a name."""
+    name = _names.get((query, types))
     if name is None:
-        text = f"{statement.digest}:{types}".encode()
-        name = _names[key] = (
-            b"simtui_" + hashlib.sha1(text, usedforsecurity=False).hexdigest()[:32].encode()
-        )
+        digest = hashlib.sha1(f"{types}{query}".encode(), usedforsecurity=False).hexdigest()
+        name = _names[query, types] = f"simtui_{digest[:32]}".encode()
     return name
 
 
@@ -106,7 +101,7 @@ def fetch_one(
         types = transformer.types or ()
         # A parameter's type is fixed when the statement is prepared: other types (a NULL
         # that was a uuid the first time) get a statement of their own, as in psycopg.
-        name = _name(statement, types)
+        name = _name(query, types)
         with _lock:
             known = _prepared.setdefault(conn, set())
         for attempt in (1, 2):
