@@ -21,10 +21,11 @@ The two queues are measured in pairs, ``--rounds`` times, the order alternating 
 round to the next; the ratio printed is the median of the rounds' ratios. On a shared or
 virtual machine the CPU's speed drifts within a minute (procrastinate's own CPU per job moved
 by a third between two runs of this benchmark): a pair measured back to back sees about the
-same machine, and the median leaves out a round that did not.
+same machine, and the median leaves out a round that did not. At 4 workers, single rounds'
+ratios ranged from 2.4 to 4.4 in runs whose medians were 3.3 to 4.1: five rounds by default.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/bench_queue.py [--jobs 3000] [--rounds 3] [--admin-url URL]
+    .venv/bin/python bench/bench_queue.py [--jobs 3000] [--rounds 5] [--admin-url URL]
 """
 
 from __future__ import annotations
@@ -362,7 +363,7 @@ def _median_case(cases: list[Case]) -> Case:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=3, help="pairs of cases per worker count")
+    parser.add_argument("--rounds", type=int, default=5, help="pairs of cases per worker count")
     parser.add_argument("--admin-url", help="superuser URL of a server to use instead")
     args = parser.parse_args()
     if args.rounds < 1 or args.jobs < 1:
